@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both build everything they need.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu130"
+TORCH_PIP_ARGS ?=
+# Where the registry finds dataset files; without it they are downloaded into the user cache.
+# A checkout beside ../shared/data (development, CI) uses that copy.
+TPAINN_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data))
+export TPAINN_DATA_DIR
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+SOURCES := pyproject.toml CMakeLists.txt $(shell find python csrc -name '*.py' -o -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.yaml')
+
+.PHONY: demo test test-slow benchmark install clean
+
+$(VENV)/.toolchain: Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
+	$(PIP) install "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
+	touch $@
+
+# --no-build-isolation: the extension must be compiled against the torch installed above.
+$(VENV)/.installed: $(VENV)/.toolchain $(SOURCES)
+	$(PIP) install --no-build-isolation ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/tpainn train examples/water/train.yaml
+
+test: install
+	$(PY) -m pytest tests
+
+test-slow: install
+	$(PY) -m pytest tests -m slow
+
+benchmark: install
+	$(PY) benchmarks/neighbor_list.py
+
+clean:
+	rm -rf build $(VENV) runs

@@ -1,0 +1,89 @@
+"""The `tpainn` command: a thin layer over the functions of the Python API."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+
+def _data(args: argparse.Namespace) -> None:
+    from tpainn.data import hdf5, registry
+
+    if args.data_command == "list":
+        print(registry.list_table())
+    elif args.data_command == "info":
+        print(registry.info(args.name))
+    else:
+        n = hdf5.convert(args.source, args.destination, format=args.format)
+        print(f"wrote {n} frames to {args.destination}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from tpainn.train import load_config, train
+
+    train(load_config(args.config, args.overrides), resume=args.resume)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from tpainn.data import load_frames, standard_split
+    from tpainn.train import error_metrics, load_model, predict
+    from tpainn.train.evaluate import format_metrics, parity_plot
+
+    model = load_model(args.model)
+    frames = load_frames(args.data)
+    if args.subset != "all":
+        pool, test = standard_split(args.data, len(frames))
+        frames = [frames[int(i)] for i in (test if args.subset == "test" else pool)]
+    prediction = predict(model, frames)
+    metrics = error_metrics(prediction)
+    print(format_metrics(metrics))
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"parity plot: {parity_plot(prediction, output / 'parity.png', title=f'{args.data} ({args.subset})')}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tpainn", description=__doc__)
+    commands = p.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="the dataset registry and file conversion")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data_commands.add_parser("list", help="list registered datasets")
+    info = data_commands.add_parser("info", help="show one dataset's source, units, licence, split")
+    info.add_argument("name")
+    convert = data_commands.add_parser("convert", help="convert frames (file or registry name) to the HDF5 store")
+    convert.add_argument("source")
+    convert.add_argument("destination")
+    convert.add_argument("--format", default=None, help="source format (default: from the name)")
+    data.set_defaults(handler=_data)
+
+    train = commands.add_parser("train", help="train a PaiNN potential from a YAML config")
+    train.add_argument("config", type=Path)
+    train.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. split.n_train=20")
+    train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="energy and force errors of a model on a dataset")
+    evaluate.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
+    evaluate.add_argument("data", help="registry name or file path")
+    evaluate.add_argument("--subset", choices=["all", "test", "pool"], default="all",
+                          help="for registry datasets: the standard test split, the training pool, or all frames")
+    evaluate.add_argument("--output", default="evaluation", help="directory for metrics.json and parity.png")
+    evaluate.set_defaults(handler=_evaluate)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"tpainn {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""HDF5 store for labelled frames, read lazily one frame at a time (datasets larger than memory).
+
+Layout (format "tpainn-frames", version 1); all frames are concatenated along the first axis:
+
+    numbers    (n_atoms_total,)      uint8    atomic numbers
+    positions  (n_atoms_total, 3)    float64  Å
+    forces     (n_atoms_total, 3)    float64  eV/Å   (only when the frames have forces)
+    energy     (n_frames,)           float64  eV
+    cell       (n_frames, 3, 3)      float64  Å, rows are the lattice vectors
+    pbc        (n_frames, 3)         bool
+    offsets    (n_frames + 1,)       int64    frame i is atom rows offsets[i]:offsets[i + 1]
+
+File attributes: format, format_version, energy_unit, length_unit, force_unit, metadata (JSON) and
+n_frames. `n_frames` is the commit marker: readers only see frames below it, and an append writes it
+last, so an append that dies part-way leaves the frames stored before it intact and readable (the
+next append overwrites the uncommitted rows). HDF5 itself keeps no journal, so this protects against
+a process that stops between writes, not against a torn write of the library's own metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+from ase import Atoms
+
+from tpainn.data.errors import DataError
+from tpainn.data.labels import attach_labels, labels_of
+
+FORMAT_NAME = "tpainn-frames"
+FORMAT_VERSION = 1
+UNIT_ATTRS = {"energy_unit": "eV", "length_unit": "Angstrom", "force_unit": "eV/Angstrom"}
+H5_SUFFIXES = (".h5", ".hdf5")
+
+# Chunks of ~100 kB: reading one frame touches one or two chunks, and appends grow the file in steps.
+_ATOMS_PER_CHUNK = 4096
+_FRAMES_PER_CHUNK = 1024
+# convert() streams frames through memory in batches of this many.
+_CONVERT_BATCH_FRAMES = 1024
+
+
+def _stack_rows(arrays: list, row_shape: tuple, dtype) -> np.ndarray:
+    """Concatenate per-frame arrays along the first axis; an empty list gives zero rows."""
+    if not arrays:
+        return np.empty((0, *row_shape), dtype)
+    return np.concatenate([np.reshape(array, (-1, *row_shape)) for array in arrays]).astype(dtype)
+
+
+class _FrameBatch:
+    """Frames flattened into the on-disk arrays, checked for labels on the way."""
+
+    def __init__(self, frames: Sequence[Atoms]):
+        frames = list(frames)  # iterated several times below: read an H5Frames source once
+        labels = [labels_of(atoms, f"frame {i} of those to write") for i, atoms in enumerate(frames)]
+        with_forces = {forces is not None for _, forces in labels}
+        if len(with_forces) > 1:
+            raise DataError("of the frames to write, some have forces and some do not")
+        self.has_forces = with_forces == {True}
+        self.offsets = np.concatenate([[0], np.cumsum([len(atoms) for atoms in frames], dtype=np.int64)])
+        self.numbers = _stack_rows([atoms.numbers for atoms in frames], (), np.uint8)
+        self.positions = _stack_rows([atoms.positions for atoms in frames], (3,), np.float64)
+        self.forces = _stack_rows([forces for _, forces in labels], (3,), np.float64) if self.has_forces else None
+        self.energy = np.array([energy for energy, _ in labels], dtype=np.float64)
+        self.cell = _stack_rows([atoms.cell.array for atoms in frames], (3, 3), np.float64)
+        self.pbc = _stack_rows([atoms.pbc for atoms in frames], (3,), bool)
+
+    def __len__(self) -> int:
+        return len(self.energy)
+
+
+def _create_layout(f: h5py.File) -> None:
+    """Empty resizable datasets and the header of a new frame file (forces come with the first frames)."""
+    per_atom = {"numbers": ((), np.uint8), "positions": ((3,), np.float64)}
+    for name, (row_shape, dtype) in per_atom.items():
+        _create_rows(f, name, row_shape, dtype, _ATOMS_PER_CHUNK)
+    per_frame = {"energy": ((), np.float64), "cell": ((3, 3), np.float64), "pbc": ((3,), bool)}
+    for name, (row_shape, dtype) in per_frame.items():
+        _create_rows(f, name, row_shape, dtype, _FRAMES_PER_CHUNK)
+    f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(_FRAMES_PER_CHUNK,))
+    f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **UNIT_ATTRS})
+    f.attrs["metadata"] = "{}"
+    f.attrs["n_frames"] = 0
+
+
+def _create_rows(f: h5py.File, name: str, row_shape: tuple, dtype, rows_per_chunk: int) -> None:
+    f.create_dataset(
+        name, (0, *row_shape), dtype, maxshape=(None, *row_shape), chunks=(rows_per_chunk, *row_shape)
+    )
+
+
+def _match_forces_layout(f: h5py.File, path: Path, n_frames: int, batch: _FrameBatch) -> None:
+    """Give a file without committed frames the forces layout of its first frames; else they must agree."""
+    if not len(batch) or batch.has_forces == ("forces" in f):
+        return
+    if n_frames > 0:
+        stored = "has" if "forces" in f else "has no"
+        appended = "have" if batch.has_forces else "have no"
+        raise DataError(f"{path}: the stored frames {stored} forces but the new frames {appended}")
+    if batch.has_forces:
+        _create_rows(f, "forces", (3,), np.float64, _ATOMS_PER_CHUNK)
+    else:
+        del f["forces"]
+
+
+def _check_frame_file(f: h5py.File, path: Path) -> None:
+    if f.attrs.get("format") != FORMAT_NAME:
+        raise DataError(f"{path}: not a tpainn frame file (HDF5 attribute format={f.attrs.get('format')!r})")
+    if f.attrs.get("format_version") != FORMAT_VERSION:
+        version = f.attrs.get("format_version")
+        raise DataError(f"{path}: tpainn frame format version {version}, expected {FORMAT_VERSION}")
+
+
+def _open_frame_file(path: Path, mode: str) -> h5py.File:
+    """Open an existing frame file, turning 'missing' or 'not HDF5 / not ours' into DataError."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, mode)
+    except OSError as err:
+        raise DataError(f"{path}: cannot be opened as an HDF5 file ({err})") from err
+    try:
+        _check_frame_file(f, path)
+    except DataError:
+        f.close()
+        raise
+    return f
+
+
+def _write_rows(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
+    """Write `rows` at row `start`, growing (or trimming uncommitted rows of) the dataset to fit."""
+    dataset.resize(start + len(rows), axis=0)
+    dataset[start:] = rows
+
+
+def _json_metadata(metadata: dict) -> str:
+    try:
+        return json.dumps(metadata, sort_keys=True)
+    except TypeError as err:
+        raise DataError(f"metadata must be JSON-serialisable: {err}") from err
+
+
+def _create_frame_file(path: Path) -> h5py.File:
+    try:
+        f = h5py.File(path, "w")
+    except OSError as err:
+        raise DataError(f"{path}: cannot create an HDF5 file ({err})") from err
+    _create_layout(f)
+    return f
+
+
+def write_frames(
+    path: str | os.PathLike, frames: Sequence[Atoms], metadata: dict | None = None, append: bool = False
+) -> int:
+    """Store labelled frames (energy in eV, optional forces in eV/Å) in an HDF5 frame file.
+
+    append=False replaces any existing file; append=True adds the frames to an existing file (or
+    creates it), merging `metadata` into the stored metadata. Returns the number of frames now in the
+    file. Every frame must have an energy, and either all frames in the file have forces or none.
+    """
+    path = Path(path)
+    # Check the frames before an existing file is opened, let alone truncated.
+    batch = _FrameBatch(frames)
+    with _open_frame_file(path, "a") if append and path.exists() else _create_frame_file(path) as f:
+        n_frames = int(f.attrs["n_frames"])
+        stored_metadata = json.loads(f.attrs["metadata"])
+        metadata_json = _json_metadata({**stored_metadata, **(metadata or {})})
+        _match_forces_layout(f, path, n_frames, batch)
+        n_atoms = int(f["offsets"][n_frames])
+        _write_rows(f["numbers"], n_atoms, batch.numbers)
+        _write_rows(f["positions"], n_atoms, batch.positions)
+        if batch.has_forces:
+            _write_rows(f["forces"], n_atoms, batch.forces)
+        _write_rows(f["energy"], n_frames, batch.energy)
+        _write_rows(f["cell"], n_frames, batch.cell)
+        _write_rows(f["pbc"], n_frames, batch.pbc)
+        _write_rows(f["offsets"], n_frames + 1, n_atoms + batch.offsets[1:])
+        # The frame data must reach the file before the commit marker that makes it visible.
+        f.flush()
+        f.attrs["metadata"] = metadata_json
+        f.attrs["n_frames"] = n_frames + len(batch)
+        return n_frames + len(batch)
+
+
+class H5Frames(Sequence):
+    """Read-only, lazy view of a frame file: `frames[i]` reads only frame i's rows from disk.
+
+    The HDF5 handle is opened on first access and re-opened in a new process (after fork or
+    unpickling), because h5py handles must not be shared across processes; a torch DataLoader with
+    workers can therefore hold an H5Frames. Slicing returns a list of Atoms.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        with _open_frame_file(self.path, "r") as f:
+            self._n_frames = int(f.attrs["n_frames"])
+            # Offsets are 8 bytes per frame: keep them in memory so a frame read is two slice reads.
+            self._offsets = f["offsets"][: self._n_frames + 1]
+            self.metadata: dict = json.loads(f.attrs["metadata"])
+            self.has_forces = "forces" in f
+        self._file: h5py.File | None = None
+        self._file_pid: int | None = None
+
+    def _handle(self) -> h5py.File:
+        if self._file is None or self._file_pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._file_pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._file_pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None, "_file_pid": None}
+
+    def __len__(self) -> int:
+        return self._n_frames
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._read_frame(i) for i in range(*index.indices(self._n_frames))]
+        i = operator.index(index)
+        if i < 0:
+            i += self._n_frames
+        if not 0 <= i < self._n_frames:
+            raise IndexError(f"frame {index} out of range for {self.path} ({self._n_frames} frames)")
+        return self._read_frame(i)
+
+    def _read_frame(self, i: int) -> Atoms:
+        f = self._handle()
+        first, last = self._offsets[i], self._offsets[i + 1]
+        atoms = Atoms(
+            numbers=f["numbers"][first:last], positions=f["positions"][first:last], cell=f["cell"][i], pbc=f["pbc"][i]
+        )
+        forces = f["forces"][first:last] if self.has_forces else None
+        return attach_labels(atoms, f["energy"][i], forces)
+
+    def __repr__(self) -> str:
+        return f"H5Frames({str(self.path)!r}, {self._n_frames} frames)"
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, format: str | None = None) -> int:
+    """Write every frame of `src` (a registry name or a file in any readable format) to the HDF5 file `dst`.
+
+    Returns the number of frames written. Frames go through memory in batches, so an HDF5 source
+    larger than memory can be re-written too.
+    """
+    # registry imports this module (load_frames returns H5Frames), so import it at call time.
+    from tpainn.data.readers import read
+    from tpainn.data.registry import load_frames, provenance
+
+    dst = Path(dst)
+    if dst.suffix.lower() not in H5_SUFFIXES:
+        raise DataError(f"{dst}: the destination must be an HDF5 file ending in {' or '.join(H5_SUFFIXES)}")
+    frames = load_frames(src) if format is None else read(src, format=format)
+    metadata = {"converted_from": str(src), **provenance(str(src))}
+    write_frames(dst, frames[:_CONVERT_BATCH_FRAMES], metadata=metadata)
+    for start in range(_CONVERT_BATCH_FRAMES, len(frames), _CONVERT_BATCH_FRAMES):
+        write_frames(dst, frames[start : start + _CONVERT_BATCH_FRAMES], append=True)
+    return len(frames)

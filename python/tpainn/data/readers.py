@@ -1,0 +1,384 @@
+"""Readers for the dataset formats tpainn trains on.
+
+Every reader returns list[ase.Atoms] in eV, Å and eV/Å whatever the file's own units, with the
+reference energy and forces attached as a SinglePointCalculator (see tpainn.data.labels). Malformed
+input raises DataError naming the file and the line or frame.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+from ase.units import Bohr, Hartree
+
+from tpainn.data.errors import DataError
+from tpainn.data.hdf5 import H5_SUFFIXES, H5Frames
+from tpainn.data.labels import attach_labels
+
+FORMATS = ("extxyz", "n2p2", "deepmd", "h5")
+
+# ase.data.chemical_symbols[0] is the dummy element "X", which no dataset should contain.
+_ELEMENT_SYMBOLS = frozenset(chemical_symbols[1:])
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    return path
+
+
+def _atomic_number(symbol: str, where: str) -> int:
+    if symbol not in _ELEMENT_SYMBOLS:
+        raise DataError(f"{where}: unknown element symbol {symbol!r}")
+    return atomic_numbers[symbol]
+
+
+def _floats(tokens: list[str], where: str) -> list[float]:
+    try:
+        return [float(token) for token in tokens]
+    except ValueError as err:
+        raise DataError(f"{where}: cannot parse a number ({err})") from err
+
+
+# ---------------------------------------------------------------------------------------------- extxyz
+
+
+def read_extxyz(path: str | os.PathLike, index: str | int | slice = ":") -> list[Atoms]:
+    """Frames of an extended XYZ file (ase's extxyz reader; energy/forces keys become the labels)."""
+    path = _existing_file(path)
+    try:
+        frames = ase.io.read(path, index=index, format="extxyz")
+    except (ValueError, IndexError, KeyError, TypeError, StopIteration, OSError) as err:
+        raise DataError(f"{path}: not a readable extended XYZ file ({type(err).__name__}: {err})") from err
+    return frames if isinstance(frames, list) else [frames]
+
+
+# ------------------------------------------------------------------------------------------------ n2p2
+
+_N2P2_ATOM_FIELDS = 10  # atom x y z element charge atomic_energy fx fy fz
+
+
+@dataclass
+class _N2p2Frame:
+    """One begin..end block of an n2p2 input.data file as it is parsed, in the file's units (bohr, Ha)."""
+
+    index: int
+    start_line: int
+    comment: str = ""
+    lattice_bohr: list[list[float]] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    positions_bohr: list[list[float]] = field(default_factory=list)
+    forces_Ha_per_bohr: list[list[float]] = field(default_factory=list)
+    energy_Ha: float | None = None
+
+    def add_line(self, keyword: str, line: str, where: str) -> None:
+        fields = line.split()
+        if keyword == "comment":
+            self.comment = line.strip()[len("comment") :].strip()
+        elif keyword == "lattice":
+            if len(fields) != 4 or len(self.lattice_bohr) == 3:
+                raise DataError(f"{where}: expected at most three 'lattice x y z' lines a frame, got {line.strip()!r}")
+            self.lattice_bohr.append(_floats(fields[1:], where))
+        elif keyword == "atom":
+            self._add_atom(fields, where)
+        elif keyword == "energy":
+            if len(fields) != 2 or self.energy_Ha is not None:
+                raise DataError(f"{where}: expected one 'energy E' line per frame, got {line.strip()!r}")
+            (self.energy_Ha,) = _floats(fields[1:], where)
+        elif keyword == "charge":
+            # The total charge is 0 in every set we read and no model here uses it: only check the line.
+            if len(fields) != 2:
+                raise DataError(f"{where}: expected 'charge Q', got {line.strip()!r}")
+            _floats(fields[1:], where)
+        else:
+            raise DataError(f"{where}: unknown keyword {keyword!r} in frame {self.index}")
+
+    def _add_atom(self, fields: list[str], where: str) -> None:
+        if len(fields) != _N2P2_ATOM_FIELDS:
+            raise DataError(
+                f"{where}: an atom line needs {_N2P2_ATOM_FIELDS} fields "
+                f"(atom x y z element charge energy fx fy fz), got {len(fields)}"
+            )
+        _atomic_number(fields[4], where)
+        self.symbols.append(fields[4])
+        self.positions_bohr.append(_floats(fields[1:4], where))
+        # fields 5 and 6 (atomic charge and energy) are unused placeholders in n2p2 training data.
+        self.forces_Ha_per_bohr.append(_floats(fields[7:10], where))
+
+    def to_atoms(self, where: str) -> Atoms:
+        if not self.symbols:
+            raise DataError(f"{where}: frame {self.index} has no atoms")
+        if self.energy_Ha is None:
+            raise DataError(f"{where}: frame {self.index} has no 'energy' line")
+        if len(self.lattice_bohr) not in (0, 3):
+            raise DataError(f"{where}: frame {self.index} has {len(self.lattice_bohr)} lattice lines, expected 0 or 3")
+        periodic = len(self.lattice_bohr) == 3
+        # Positions stay as written (unwrapped): wrapping is the neighbour list's business.
+        atoms = Atoms(
+            symbols=self.symbols,
+            positions=np.array(self.positions_bohr) * Bohr,
+            cell=np.array(self.lattice_bohr) * Bohr if periodic else None,
+            pbc=periodic,
+        )
+        atoms.info["comment"] = self.comment
+        return attach_labels(atoms, self.energy_Ha * Hartree, np.array(self.forces_Ha_per_bohr) * (Hartree / Bohr))
+
+
+def read_n2p2(path: str | os.PathLike) -> list[Atoms]:
+    """Frames of an n2p2/RuNNer input.data file (bohr, Hartree, Hartree/bohr) converted to Å, eV, eV/Å.
+
+    A frame is periodic when it has three lattice lines. The comment line is kept in
+    atoms.info["comment"]; per-atom charges and energies (placeholders in training data) are dropped.
+    """
+    path = _existing_file(path)
+    frames: list[Atoms] = []
+    frame: _N2p2Frame | None = None
+    with path.open() as lines:
+        for line_number, line in enumerate(lines, start=1):
+            where = f"{path}:{line_number}"
+            keyword = line.split(maxsplit=1)[0] if line.strip() else None
+            if keyword is None:
+                continue
+            if keyword == "begin":
+                if frame is not None:
+                    raise DataError(
+                        f"{where}: 'begin' inside frame {frame.index} (line {frame.start_line}), which has no 'end'"
+                    )
+                frame = _N2p2Frame(index=len(frames), start_line=line_number)
+            elif frame is None:
+                raise DataError(f"{where}: {keyword!r} outside a begin ... end frame")
+            elif keyword == "end":
+                frames.append(frame.to_atoms(where))
+                frame = None
+            else:
+                frame.add_line(keyword, line, where)
+    if frame is not None:
+        raise DataError(
+            f"{path}: the file ends inside frame {frame.index} (begun at line {frame.start_line}) "
+            "without 'end': it is truncated"
+        )
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------- DeePMD
+
+
+def _natural_key(path: Path) -> list:
+    """Sort key that puts data_2 before data_10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _deepmd_atomic_numbers(system: Path) -> np.ndarray:
+    type_map_file = system / "type_map.raw"
+    if not type_map_file.is_file():
+        raise DataError(f"{type_map_file}: missing; without it the DeePMD atom types have no element")
+    type_map = [
+        _atomic_number(symbol, f"{type_map_file}:{line_number}")
+        for line_number, symbol in enumerate(type_map_file.read_text().split(), start=1)
+    ]
+    type_file = system / "type.raw"
+    try:
+        types = np.loadtxt(type_file, dtype=np.int64, ndmin=1)
+    except ValueError as err:
+        raise DataError(f"{type_file}: not a list of integer atom types ({err})") from err
+    if types.size == 0 or types.min() < 0 or types.max() >= len(type_map):
+        raise DataError(f"{type_file}: atom types must lie in 0..{len(type_map) - 1}, the types of type_map.raw")
+    return np.array(type_map)[types]
+
+
+def _load_npy(file: Path, n_frames: int | None, values_per_frame: int, what: str) -> np.ndarray:
+    """A (n_frames, values_per_frame) float64 array from a DeePMD .npy file, with its shape checked."""
+    if not file.is_file():
+        raise DataError(f"{file}: missing")
+    try:
+        array = np.load(file)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{file}: not a readable .npy file ({err})") from err
+    if array.ndim == 1 and values_per_frame == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] != values_per_frame or (n_frames is not None and array.shape[0] != n_frames):
+        expected_frames = "n_frames" if n_frames is None else n_frames
+        raise DataError(f"{file}: shape {array.shape}, expected ({expected_frames}, {values_per_frame}) for {what}")
+    return array.astype(np.float64)
+
+
+def _read_deepmd_set(set_dir: Path, numbers: np.ndarray) -> list[Atoms]:
+    n_atoms = len(numbers)
+    per_atom = f"3 × {n_atoms} atoms of type.raw"
+    coords_A = _load_npy(set_dir / "coord.npy", None, 3 * n_atoms, f"positions of {per_atom}")
+    n_frames = len(coords_A)
+    boxes_A = _load_npy(set_dir / "box.npy", n_frames, 9, "one 3×3 cell per frame")
+    energies_eV = _load_npy(set_dir / "energy.npy", n_frames, 1, "one energy per frame")
+    force_file = set_dir / "force.npy"
+    forces_eV_per_A = (
+        _load_npy(force_file, n_frames, 3 * n_atoms, f"forces of {per_atom}") if force_file.exists() else None
+    )
+    frames = []
+    for i in range(n_frames):
+        # DeePMD stores the lattice vectors as rows, like ase.
+        atoms = Atoms(numbers=numbers, positions=coords_A[i].reshape(-1, 3), cell=boxes_A[i].reshape(3, 3), pbc=True)
+        forces = None if forces_eV_per_A is None else forces_eV_per_A[i].reshape(-1, 3)
+        frames.append(attach_labels(atoms, energies_eV[i, 0], forces))
+    return frames
+
+
+def _read_deepmd_system(system: Path) -> list[Atoms]:
+    numbers = _deepmd_atomic_numbers(system)
+    set_dirs = sorted((p for p in system.glob("set.*") if p.is_dir()), key=_natural_key)
+    if not set_dirs:
+        raise DataError(f"{system}: DeePMD system without set.* folders")
+    return [atoms for set_dir in set_dirs for atoms in _read_deepmd_set(set_dir, numbers)]
+
+
+def read_deepmd(path: str | os.PathLike) -> list[Atoms]:
+    """Frames of a DeePMD system folder (type.raw, type_map.raw, set.*/*.npy; eV, Å, eV/Å).
+
+    `path` is one system, or a folder of systems (subfolders with a type.raw), read in natural name
+    order (data_0, data_1, ..., data_10), each system's sets in order. float32 values become float64.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder (a DeePMD system is a folder)")
+    if (path / "type.raw").is_file():
+        return _read_deepmd_system(path)
+    systems = sorted((p for p in path.iterdir() if (p / "type.raw").is_file()), key=_natural_key)
+    if not systems:
+        raise DataError(f"{path}: neither a DeePMD system (no type.raw) nor a folder of systems")
+    return [atoms for system in systems for atoms in _read_deepmd_system(system)]
+
+
+# ------------------------------------------------------------------------------------------------- QM9
+
+# U0 of the isolated atoms at B3LYP/6-31G(2df,p), Hartree (QM9 atomref, Ramakrishnan et al. 2014).
+QM9_ATOM_U0_HARTREE = {"H": -0.500273, "C": -37.846772, "N": -54.583861, "O": -75.064579, "F": -99.718730}
+_QM9_COLUMNS = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", "InternalEnergy_0K_au"]
+
+
+@functools.lru_cache(maxsize=1)
+def _qm9_table():
+    """The QM9 columns we use, indexed and sorted by QM9 id; qm9pack parses its CSVs in ~1.5 s, so once."""
+    # Imported here, not at module level, so that `import tpainn.data` does not pay for pandas + CSVs.
+    with warnings.catch_warnings():
+        # qm9pack imports pkg_resources, which warns about its own deprecation.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import qm9pack
+
+        table = qm9pack.get_data("qm9")
+    table = table[_QM9_COLUMNS].set_index("Index").sort_index()
+    if not table.index.is_unique:
+        raise DataError("qm9pack: the Index column repeats QM9 ids")
+    return table
+
+
+def _qm9_symbols(elements_column, n_atoms_total: int) -> list[str]:
+    """All atoms' symbols, molecule after molecule, from strings like "['C','H','H','H','H']"."""
+    symbols = re.findall(r"'([A-Za-z]+)'", "".join(elements_column))
+    if len(symbols) != n_atoms_total:
+        raise DataError(f"qm9pack: the Elements column lists {len(symbols)} atoms, N_atoms sums to {n_atoms_total}")
+    unknown = set(symbols) - QM9_ATOM_U0_HARTREE.keys()
+    if unknown:
+        raise DataError(f"qm9pack: elements {sorted(unknown)} have no QM9 atomic reference energy")
+    return symbols
+
+
+def _qm9_positions_A(xyz_column, n_atoms_total: int) -> np.ndarray:
+    """All atoms' positions (Å) from strings like "[[x,y,z],[x,y,z]]", parsed in one pass.
+
+    The strings are not JSON ("0." and "1." occur), but stripped of brackets and commas they are
+    plain numbers for np.fromstring, which is ~10× faster than literal_eval per molecule.
+    """
+    text = ",".join(xyz_column).translate(str.maketrans("[],", "   "))
+    values = np.fromstring(text, sep=" ")
+    if values.size != 3 * n_atoms_total:
+        raise DataError(f"qm9pack: the XYZ_Ang column holds {values.size} numbers, expected 3 × {n_atoms_total} atoms")
+    return values.reshape(-1, 3)
+
+
+def _qm9_rows(indices):
+    table = _qm9_table()
+    if indices is None:
+        return table
+    qm9_ids = np.atleast_1d(np.asarray(indices, dtype=np.int64))
+    missing = qm9_ids[~np.isin(qm9_ids, table.index)]
+    if missing.size:
+        raise DataError(
+            f"QM9 has no molecule with index {missing[:10].tolist()} "
+            "(indices are the 1-based QM9 ids; 3054 of 1..133885 failed upstream and are absent)"
+        )
+    return table.loc[qm9_ids]
+
+
+def read_qm9(indices=None) -> list[Atoms]:
+    """QM9 molecules from the qm9pack package: equilibrium geometries (Å) labelled with U0 (eV), no forces.
+
+    `indices` are QM9 ids (the 1-based 'Index' column: 1 is methane); None gives all 130,831
+    molecules in id order. atoms.info holds qm9_index, smiles, U0_eV and atomization_energy_eV
+    (U0 minus the free-atom references QM9_ATOM_U0_HARTREE).
+    """
+    rows = _qm9_rows(indices)
+    n_atoms = rows["N_atoms"].to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(n_atoms)])
+    symbols = _qm9_symbols(rows["Elements"], int(offsets[-1]))
+    positions_A = _qm9_positions_A(rows["XYZ_Ang"], int(offsets[-1]))
+    atom_u0_eV = np.array([QM9_ATOM_U0_HARTREE[symbol] for symbol in symbols]) * Hartree
+    u0_eV = rows["InternalEnergy_0K_au"].to_numpy() * Hartree
+    atomization_eV = u0_eV - np.add.reduceat(atom_u0_eV, offsets[:-1]) if len(rows) else u0_eV
+    frames = []
+    for i, (qm9_id, smiles) in enumerate(zip(rows.index, rows["SMILES"])):
+        first, last = offsets[i], offsets[i + 1]
+        atoms = Atoms(symbols=symbols[first:last], positions=positions_A[first:last])
+        atoms.info.update(
+            qm9_index=int(qm9_id), smiles=smiles, U0_eV=float(u0_eV[i]), atomization_energy_eV=float(atomization_eV[i])
+        )
+        frames.append(attach_labels(atoms, u0_eV[i]))
+    return frames
+
+
+# -------------------------------------------------------------------------------------------- dispatch
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format name of a path: a folder is DeePMD, otherwise the file name decides."""
+    path = Path(path)
+    if path.is_dir():
+        return "deepmd"
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    if suffix in H5_SUFFIXES:
+        return "h5"
+    if suffix in (".xyz", ".extxyz"):
+        return "extxyz"
+    if path.name == "input.data" or suffix == ".data":
+        return "n2p2"
+    raise DataError(f"{path}: cannot tell the format from the name; pass one of {', '.join(FORMATS)}")
+
+
+def read_h5(path: str | os.PathLike) -> list[Atoms]:
+    """Every frame of an HDF5 frame file, read at once (H5Frames reads them lazily instead)."""
+    frames = H5Frames(path)
+    try:
+        return list(frames)
+    finally:
+        # HDF5 will not open a file for writing while this process holds it open for reading.
+        frames.close()
+
+
+def read(path: str | os.PathLike, format: str | None = None) -> list[Atoms]:
+    """All frames of `path` as a list, in the named format or the one detect_format() finds."""
+    format = format or detect_format(path)
+    readers = {"extxyz": read_extxyz, "n2p2": read_n2p2, "deepmd": read_deepmd, "h5": read_h5}
+    if format not in readers:
+        raise DataError(f"{path}: unknown format {format!r}; known formats: {', '.join(FORMATS)}")
+    return readers[format](path)

@@ -1,0 +1,414 @@
+"""The dataset registry: what each reference dataset is, where its files come from, and its standard split.
+
+No data ships with tpainn. dataset_path() finds a dataset's files under $TPAINN_DATA_DIR/<name>/
+(development and CI point it at a shared copy) or else in the download cache ($TPAINN_CACHE_DIR,
+default ~/.cache/tpainn), fetching missing files from their public URLs. Every file is checked
+against its sha256 before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from tqdm.auto import tqdm
+
+from tpainn.data.errors import DataError
+from tpainn.data.hdf5 import H5_SUFFIXES, H5Frames
+from tpainn.data.readers import read, read_qm9
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    path: str  # relative to the dataset's folder
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Source:
+    repository: str
+    revision: str  # the commit, or the package version, the files are pinned to
+
+
+@dataclass(frozen=True)
+class LastFramesSplit:
+    """Test set = the last `n_test` frames in load order; the rest is the train/validation pool."""
+
+    n_test: int
+
+    def test_indices(self, n_frames: int, seed: int) -> np.ndarray:
+        return np.arange(n_frames - self.n_test, n_frames)
+
+    def describe(self, n_frames: int) -> str:
+        return f"frames {n_frames - self.n_test}-{n_frames - 1} (the last {self.n_test} in load order); seed unused"
+
+
+@dataclass(frozen=True)
+class SeededPermutationSplit:
+    """Test set = the first round(test_fraction * n) of numpy.random.default_rng(seed).permutation(n)."""
+
+    test_fraction: float
+
+    def test_indices(self, n_frames: int, seed: int) -> np.ndarray:
+        n_test = round(self.test_fraction * n_frames)
+        return np.sort(np.random.default_rng(seed).permutation(n_frames)[:n_test])
+
+    def describe(self, n_frames: int) -> str:
+        n_test = round(self.test_fraction * n_frames)
+        return (
+            f"{n_test} frames: the first {self.test_fraction:.0%} of numpy.random.default_rng(seed).permutation"
+            f"({n_frames}) over load order (seed 0 is the standard); keep them out of pretraining too"
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    format: str  # a tpainn.data.readers format, or "qm9pack"
+    original_units: str
+    n_frames: int
+    licence: str
+    citation: str
+    source: Source
+    files: tuple[DatasetFile, ...]
+    read_from: str  # the path, relative to the dataset folder, that the reader is given
+    test_split: LastFramesSplit | SeededPermutationSplit
+
+
+_MARSALEK_COMMIT = "35eca4a1e98fa7e6b7c3afc66ebf791f52255301"
+_DEEPMD_COMMIT = "bc902daf747d93c5d7314338d287fd2dd0a7e32c"
+_DEEPMD_URL = f"https://raw.githubusercontent.com/deepmodeling/deepmd-kit/{_DEEPMD_COMMIT}/examples/water/data"
+
+# sha256 of each file of the four DeePMD water systems, computed from the files at _DEEPMD_COMMIT.
+_DEEPMD_SHA256 = {
+    "data_0/set.000/box.npy": "88376dc931e272a3569cabcab0f1ee4320168c73ee183ae60f7086b473fc719d",
+    "data_0/set.000/coord.npy": "58554d0ef240b54a242a8163e112d673872f5be5198c86c4eb8d5f39602ff645",
+    "data_0/set.000/energy.npy": "920c4628018c12a4d38c22aef7f41ca483a02747319a42dd4e4f703e2a9f70c8",
+    "data_0/set.000/force.npy": "fae9be94125902c089720416a4cea521380a415709ead1f9134b7f64f46f1e58",
+    "data_0/type.raw": "c0287bfae960bdddafa96841b59c29ac9b7548ddac0b5bebd30fb502563d0507",
+    "data_0/type_map.raw": "2af2202bdb95741681b308b05c1dae7837141fe32b10d14db2a4c0ea9103e55b",
+    "data_1/set.000/box.npy": "88376dc931e272a3569cabcab0f1ee4320168c73ee183ae60f7086b473fc719d",
+    "data_1/set.000/coord.npy": "b9cf07c179a0f975a3b8607f439602e9a78b9bec3b02aa8afe812d716563f380",
+    "data_1/set.000/energy.npy": "d3b407e3b67f953fe496a62e1f7dc84d07a8bfcfb748bfaafbca435809012b93",
+    "data_1/set.000/force.npy": "7a3099c380a57379574e5b854f43589e736b785d6f747c68d093a45b3f85b542",
+    "data_1/set.001/box.npy": "88376dc931e272a3569cabcab0f1ee4320168c73ee183ae60f7086b473fc719d",
+    "data_1/set.001/coord.npy": "f4581f0f4aedb910b8580157a9dca622c5cd3b71428f5924bdeed0192ab50dd2",
+    "data_1/set.001/energy.npy": "d4634357a81940e5aca110cd5285b3b72503f4ae13bbfffbe5791c145748a4bf",
+    "data_1/set.001/force.npy": "19313e524e1900eaf721ec7be9f2a48b854301aefc884f6ca4815824aa4b6a77",
+    "data_1/type.raw": "c0287bfae960bdddafa96841b59c29ac9b7548ddac0b5bebd30fb502563d0507",
+    "data_1/type_map.raw": "2af2202bdb95741681b308b05c1dae7837141fe32b10d14db2a4c0ea9103e55b",
+    "data_2/set.000/box.npy": "88376dc931e272a3569cabcab0f1ee4320168c73ee183ae60f7086b473fc719d",
+    "data_2/set.000/coord.npy": "c9fd13c05992f98efe1d78ae0b70f0565820aceeaf0d25f17b02a0f29a0b84c8",
+    "data_2/set.000/energy.npy": "a38b8cd8e897ded6ac3a6d88559358c634575bede2ae930bc2557b1047059b49",
+    "data_2/set.000/force.npy": "fda708ae95c73edca449709c2adfdf494acc6379323d92f865b1698c3830634f",
+    "data_2/type.raw": "c0287bfae960bdddafa96841b59c29ac9b7548ddac0b5bebd30fb502563d0507",
+    "data_2/type_map.raw": "2af2202bdb95741681b308b05c1dae7837141fe32b10d14db2a4c0ea9103e55b",
+    "data_3/set.000/box.npy": "88376dc931e272a3569cabcab0f1ee4320168c73ee183ae60f7086b473fc719d",
+    "data_3/set.000/coord.npy": "f9169bb378e0a4641c65171ccedd47d7b3ac115bc8e1ac8c72be1ce81959e793",
+    "data_3/set.000/energy.npy": "8e7289bd03566f737f998e26fcdc3e838482e7bb80356939567b3a920d23f1c8",
+    "data_3/set.000/force.npy": "7abe876297cd5c989289760435c2258c3ad7be94bb6ed40640efbefb55b76a68",
+    "data_3/type.raw": "c0287bfae960bdddafa96841b59c29ac9b7548ddac0b5bebd30fb502563d0507",
+    "data_3/type_map.raw": "2af2202bdb95741681b308b05c1dae7837141fe32b10d14db2a4c0ea9103e55b",
+}
+
+DATASETS: dict[str, Dataset] = {
+    dataset.name: dataset
+    for dataset in (
+        Dataset(
+            name="water-revpbe0-d3",
+            description=(
+                "Liquid water, 64 H2O in a 12.42 Å cubic box, revPBE0-D3 (CP2K); positions unwrapped. "
+                "The main DFT set for autotuning."
+            ),
+            format="n2p2",
+            original_units="bohr, Hartree, Hartree/bohr",
+            n_frames=111,
+            licence="CC-BY-SA-4.0",
+            citation=(
+                "C. Schran, K. Brezina, O. Marsalek, Committee neural network potentials control generalization "
+                "errors and enable active learning, J. Chem. Phys. 153, 104105 (2020), doi:10.1063/5.0016004"
+            ),
+            source=Source("https://github.com/MarsalekGroup/paper-c-nnp", _MARSALEK_COMMIT),
+            files=(
+                DatasetFile(
+                    "input.data",
+                    "https://raw.githubusercontent.com/MarsalekGroup/paper-c-nnp/"
+                    f"{_MARSALEK_COMMIT}/generation-1/training-set/input.data",
+                    "8f5bded8fdd5b9e321b71f8da52a733df0e5d197326e053bdddb2be7012616fc",
+                ),
+            ),
+            read_from="input.data",
+            test_split=LastFramesSplit(n_test=21),
+        ),
+        Dataset(
+            name="water-deepmd",
+            description=(
+                "Liquid water, 64 H2O in a 12.4447 Å cubic box, from the DeePMD-kit water example. The DFT "
+                "functional is not documented upstream: benchmark it separately, never mix it with "
+                "water-revpbe0-d3 in one training run."
+            ),
+            format="deepmd",
+            original_units="eV, Angstrom, eV/Angstrom (float32)",
+            n_frames=400,
+            licence="LGPL-3.0 (the deepmd-kit repository's licence)",
+            citation=(
+                "H. Wang, L. Zhang, J. Han, W. E, DeePMD-kit: A deep learning package for many-body potential "
+                "energy representation and molecular dynamics, Comput. Phys. Commun. 228, 178 (2018), "
+                "doi:10.1016/j.cpc.2018.03.016"
+            ),
+            source=Source("https://github.com/deepmodeling/deepmd-kit", _DEEPMD_COMMIT),
+            files=tuple(
+                DatasetFile(path, f"{_DEEPMD_URL}/{path}", sha256) for path, sha256 in _DEEPMD_SHA256.items()
+            ),
+            read_from=".",
+            # data_3 is read last, so its 80 frames are the last 80 in load order.
+            test_split=LastFramesSplit(n_test=80),
+        ),
+        Dataset(
+            name="qm9",
+            description=(
+                "130,831 small organic molecules (C, H, N, O, F; up to 29 atoms), B3LYP/6-31G(2df,p) "
+                "equilibrium geometries labelled with U0; no forces. Installed with the qm9pack package."
+            ),
+            format="qm9pack",
+            original_units="Angstrom, Hartree",
+            n_frames=130_831,
+            licence="data CC0 1.0 (figshare), article CC-BY 4.0; qm9pack package MIT",
+            citation=(
+                "R. Ramakrishnan, P. O. Dral, M. Rupp, O. A. von Lilienfeld, Quantum chemistry structures and "
+                "properties of 134 kilo molecules, Sci. Data 1, 140022 (2014), doi:10.1038/sdata.2014.22"
+            ),
+            source=Source("https://pypi.org/project/qm9pack/", "qm9pack>=1.0.3"),
+            files=(),
+            read_from="",
+            test_split=SeededPermutationSplit(test_fraction=0.1),
+        ),
+    )
+}
+
+
+def get_dataset(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
+
+
+# ------------------------------------------------------------------------------------ file resolution
+
+_HASH_BLOCK_BYTES = 1 << 20
+# Files whose checksum this process has already confirmed, keyed so that a changed file is re-checked.
+_verified_files: set[tuple[str, int, int, str]] = set()
+
+
+def _data_dir() -> Path | None:
+    value = os.environ.get("TPAINN_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("TPAINN_CACHE_DIR") or Path.home() / ".cache" / "tpainn").expanduser()
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(_HASH_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, expected_sha256: str) -> None:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected_sha256)
+    if key in _verified_files:
+        return
+    actual = _sha256_of(path)
+    if actual != expected_sha256:
+        raise DataError(
+            f"{path}: checksum mismatch (sha256 expected {expected_sha256}, actual {actual}); the file is "
+            "corrupt or another version: replace it, or delete it from the cache to download it again"
+        )
+    _verified_files.add(key)
+
+
+def _fetch(url: str, out, label: str) -> str:
+    """Stream `url` into the open binary file `out` with a progress bar; returns the sha256 of the bytes."""
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as response:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=label) as progress:
+            while block := response.read(_HASH_BLOCK_BYTES):
+                out.write(block)
+                digest.update(block)
+                progress.update(len(block))
+    return digest.hexdigest()
+
+
+def _download(dataset: Dataset, file: DatasetFile, target: Path) -> None:
+    """Download into a temporary file beside `target`, check it, then rename: `target` is complete or absent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    partial = Path(partial_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                actual = _fetch(file.url, out, label=f"{dataset.name}/{file.path}")
+            except (OSError, http.client.HTTPException) as err:
+                raise DataError(
+                    f"could not download {file.url} ({err}). Without network access, place the dataset's files "
+                    f"under $TPAINN_DATA_DIR/{dataset.name}/ (see `tpainn data info {dataset.name}`)"
+                ) from err
+        if actual != file.sha256:
+            raise DataError(
+                f"{file.url}: downloaded {dataset.name}/{file.path} has sha256 {actual}, expected {file.sha256}; "
+                "the download was discarded"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _local_root(dataset: Dataset) -> Path | None:
+    """$TPAINN_DATA_DIR/<name> when it holds every file of the dataset, else None."""
+    data_dir = _data_dir()
+    if data_dir is None:
+        return None
+    root = data_dir / dataset.name
+    missing = [file.path for file in dataset.files if not (root / file.path).is_file()]
+    if not missing:
+        return root
+    if root.exists():
+        warnings.warn(f"{root} lacks {missing[0]} (and {len(missing) - 1} more); using the download cache instead")
+    return None
+
+
+def _dataset_root(dataset: Dataset) -> Path:
+    """The folder holding every file of `dataset`, checked; downloads what the cache lacks."""
+    root = _local_root(dataset)
+    if root is None:
+        root = _cache_dir() / dataset.name
+        for file in dataset.files:
+            if not (root / file.path).is_file():
+                _download(dataset, file, root / file.path)
+    for file in dataset.files:
+        _verify(root / file.path, file.sha256)
+    return root
+
+
+def dataset_path(name: str) -> Path:
+    """The path to give the dataset's reader (a file or a folder), with every file present and checked."""
+    dataset = get_dataset(name)
+    if not dataset.files:
+        raise DataError(f"dataset {name!r} has no files: it comes from {dataset.source.repository}")
+    return _dataset_root(dataset) / dataset.read_from
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+def load_dataset(name: str) -> list[Atoms]:
+    """All frames of a registered dataset in load order (the order standard_split refers to); eV, Å, eV/Å."""
+    dataset = get_dataset(name)
+    if dataset.format == "qm9pack":
+        return read_qm9()
+    return read(dataset_path(name), format=dataset.format)
+
+
+def load_frames(spec: str | os.PathLike) -> Sequence[Atoms]:
+    """Frames from a registry name (a list), an HDF5 frame file (a lazy H5Frames) or any readable file."""
+    if isinstance(spec, str) and spec in DATASETS:
+        return load_dataset(spec)
+    if Path(spec).suffix.lower() in H5_SUFFIXES:
+        return H5Frames(spec)
+    return read(spec)
+
+
+def provenance(spec: str) -> dict:
+    """Where a registry dataset comes from, for the metadata of files derived from it; {} for other specs."""
+    if spec not in DATASETS:
+        return {}
+    dataset = DATASETS[spec]
+    return {
+        "dataset": dataset.name,
+        "source_repository": dataset.source.repository,
+        "source_revision": dataset.source.revision,
+        "licence": dataset.licence,
+        "citation": dataset.citation,
+        "original_units": dataset.original_units,
+    }
+
+
+def standard_split(name: str, n_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(pool_indices, test_indices) of the standard test split, as sorted int64 frame indices in load order.
+
+    Report every comparison on this test set; train and validate on the pool. The split is defined
+    for the whole dataset, so `n_frames` must be its full size (a check that the frames were loaded
+    completely); to use a subset, draw it from the pool.
+    """
+    dataset = get_dataset(name)
+    if n_frames != dataset.n_frames:
+        raise DataError(
+            f"the standard split of {name!r} is defined for all its {dataset.n_frames} frames, got n_frames={n_frames}"
+        )
+    test = dataset.test_split.test_indices(n_frames, seed).astype(np.int64)
+    pool = np.setdiff1d(np.arange(n_frames, dtype=np.int64), test)
+    return pool, test
+
+
+# -------------------------------------------------------------------------------------------- text
+
+
+def list_table() -> str:
+    """A table of the registered datasets, for `tpainn data list`."""
+    header = ("name", "format", "frames", "original units", "licence")
+    rows = [
+        (d.name, d.format, f"{d.n_frames:,}", d.original_units, d.licence.split(" (")[0]) for d in DATASETS.values()
+    ]
+    widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header))]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in (header, *rows))
+    return "\n".join(lines)
+
+
+def _location(dataset: Dataset) -> str:
+    if not dataset.files:
+        return "installed Python package (nothing to download)"
+    root = _local_root(dataset)
+    if root is not None:
+        return f"{root} ($TPAINN_DATA_DIR)"
+    cache_root = _cache_dir() / dataset.name
+    if all((cache_root / file.path).is_file() for file in dataset.files):
+        return f"{cache_root} (download cache)"
+    return f"not downloaded yet; load_dataset({dataset.name!r}) fetches it into {cache_root}"
+
+
+def info(name: str) -> str:
+    """Everything the registry knows about one dataset, for `tpainn data info NAME`."""
+    dataset = get_dataset(name)
+    lines = [
+        f"name:            {dataset.name}",
+        f"description:     {dataset.description}",
+        f"format:          {dataset.format}",
+        f"original units:  {dataset.original_units} (loaded as eV, Angstrom, eV/Angstrom)",
+        f"frames:          {dataset.n_frames:,}",
+        f"test split:      {dataset.test_split.describe(dataset.n_frames)}",
+        f"licence:         {dataset.licence}",
+        f"citation:        {dataset.citation}",
+        f"source:          {dataset.source.repository} @ {dataset.source.revision}",
+        f"location:        {_location(dataset)}",
+    ]
+    if dataset.files:
+        lines.append(f"files ({len(dataset.files)}):")
+        lines += [f"  {file.path}  sha256 {file.sha256}\n    {file.url}" for file in dataset.files]
+    return "\n".join(lines)

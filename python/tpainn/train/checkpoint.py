@@ -1,0 +1,65 @@
+"""Checkpoints and model files, written atomically (temp file + rename) so a kill never corrupts them.
+
+Two kinds of file, both plain `torch.save` dicts loadable with `weights_only=True`:
+- the training checkpoint (`checkpoint.pt`): everything needed to resume exactly;
+- the model file (`model.pt`): format tag, hyperparameters, weights (the best EMA weights) and provenance.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import torch
+
+from tpainn.model import PaiNN
+
+MODEL_FORMAT = "tpainn-model"
+CHECKPOINT_FORMAT = "tpainn-checkpoint"
+
+
+def save_atomic(obj: Dict[str, Any], path: Union[str, Path]) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _load(path: Union[str, Path], *formats: str) -> Dict[str, Any]:
+    path = Path(path)
+    wanted = " or ".join(formats)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a {wanted} file)")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path} is not a readable {wanted} file ({err})") from err
+    if not isinstance(content, dict) or content.get("format") not in formats:
+        raise ValueError(f"{path} is not a {wanted} file")
+    return content
+
+
+def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
+    return _load(path, CHECKPOINT_FORMAT)
+
+
+def model_file(model: PaiNN, provenance: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "hyperparameters": model.hyperparameters,
+        "state_dict": model.state_dict(),
+        "provenance": provenance,
+    }
+
+
+def load_model(path: Union[str, Path]) -> PaiNN:
+    """A trained model from a model file (`model.pt`) or a training checkpoint (its best weights)."""
+    content = _load(path, MODEL_FORMAT, CHECKPOINT_FORMAT)
+    if content["format"] == CHECKPOINT_FORMAT:
+        content = content["best_model"]
+    model = PaiNN.from_hyperparameters(content["hyperparameters"])
+    model.load_state_dict(content["state_dict"])
+    model.provenance = content["provenance"]
+    return model.eval()

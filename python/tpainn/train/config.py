@@ -1,0 +1,70 @@
+"""Training configuration: YAML file + `section.key=value` overrides on top of documented defaults."""
+
+import copy
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import yaml
+
+DEFAULTS: Dict[str, Any] = {
+    "model": {
+        "cutoff": 5.0,  # Å
+        "n_features": 128,
+        "n_interactions": 3,
+        "n_rbf": 20,
+        "rbf": "gaussian",
+        "shared_filters": False,
+        "dtype": "float32",  # the network's dtype; inputs/outputs are float64 regardless
+    },
+    "data": {
+        "dataset": "water-revpbe0-d3",  # registry name or file path
+        "test": "standard",  # "standard" (the registry's split), or a registry name / file path
+    },
+    "split": {"n_train": 80, "n_val": 10, "seed": 0},
+    "loss": {"energy_weight": 1.0, "forces_weight": 1.0},  # on (eV/atom)² and (eV/Å)²
+    "optimizer": {"lr": 5.0e-4, "weight_decay": 0.0, "batch_size": 2, "grad_clip": 10.0},
+    "ema_decay": 0.99,  # exponential moving average of the weights used for validation and the final model
+    "schedule": {"kind": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1.0e-6},  # or kind: cosine
+    "epochs": 100,
+    "early_stopping_patience": 20,  # epochs without validation improvement
+    "seed": 0,
+    "threads": None,  # torch intra-op threads; None keeps torch's default
+    "output_dir": "runs/train",
+}
+
+
+def _merge(base: Dict[str, Any], update: Dict[str, Any], where: str = "") -> Dict[str, Any]:
+    for key, value in update.items():
+        if key not in base:
+            raise ValueError(f"unknown config key '{where}{key}' (known: {', '.join(sorted(base))})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"config key '{where}{key}' must be a mapping, got {value!r}")
+            _merge(base[key], value, f"{where}{key}.")
+        else:
+            base[key] = value
+    return base
+
+
+def _override(dotted: str) -> Dict[str, Any]:
+    """'split.n_train=20' → {'split': {'n_train': 20}}; the value is parsed as YAML."""
+    if "=" not in dotted:
+        raise ValueError(f"override {dotted!r} must look like section.key=value")
+    path, value = dotted.split("=", 1)
+    nested: Dict[str, Any] = {}
+    node = nested
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = yaml.safe_load(value)
+    return nested
+
+
+def load_config(path: Optional[Path] = None, overrides: Sequence[str] = (), base: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    config = copy.deepcopy(base if base is not None else DEFAULTS)
+    if path is not None:
+        with open(path) as f:
+            _merge(config, yaml.safe_load(f) or {})
+    for dotted in overrides:
+        _merge(config, _override(dotted))
+    return config

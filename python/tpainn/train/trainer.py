@@ -1,0 +1,234 @@
+"""The training loop: seeded split, reference-energy fit, AdamW + schedule + EMA, early stopping,
+per-epoch metrics CSV and atomic checkpoints from which a killed run resumes exactly."""
+
+import copy
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import yaml
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from tpainn.data import load_frames, standard_split
+from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
+from tpainn.model import PaiNN
+from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, model_file, save_atomic
+from tpainn.train.evaluate import error_metrics, format_metrics, parity_plot, predict
+from tpainn.train.reference_energies import fit_energy_scale, fit_reference_energies
+
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_loss", "val_energy_mae_meV_per_atom", "val_forces_mae_meV_per_A", "seconds"]
+
+
+def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[Sequence]]:
+    """Train, validation and test frames. The test set is fixed by the registry's standard split (or is a
+    separate data set); train and validation are drawn from the rest by a seeded permutation."""
+    dataset, test = config["data"]["dataset"], config["data"]["test"]
+    split = config["split"]
+    frames = load_frames(dataset)
+    if test == "standard":
+        pool, test_indices = standard_split(dataset, len(frames))
+        test_frames = Subset(frames, test_indices.tolist())
+    else:
+        pool = np.arange(len(frames))
+        test_frames = load_frames(test) if test else None
+    n_train, n_val = split["n_train"], split["n_val"]
+    if n_train < 1 or n_val < 1 or n_train + n_val > len(pool):
+        raise ValueError(
+            f"split n_train={n_train}, n_val={n_val} does not fit the {len(pool)} frames of {dataset} available for training"
+        )
+    order = np.random.default_rng(split["seed"]).permutation(pool)
+    return Subset(frames, order[:n_train].tolist()), Subset(frames, order[n_train : n_train + n_val].tolist()), test_frames
+
+
+def build_model(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
+    """A PaiNN for the training set's species, with reference energies and scale fitted to it."""
+    species = species_of(train_frames)
+    model = PaiNN(species, **config["model"])
+    references = fit_reference_energies(train_frames, species)
+    model.reference_energies.copy_(torch.as_tensor(references))
+    model.energy_scale.fill_(fit_energy_scale(train_frames, species, references))
+    return model
+
+
+def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, float]) -> torch.Tensor:
+    """Weighted MSE of the energy per atom (eV/atom)² and of force components (eV/Å)²."""
+    energy_error = (out["energy"] - batch["energy"]) / batch["n_atoms"]
+    loss = weights["energy_weight"] * torch.mean(energy_error**2)
+    if "forces" in batch:
+        loss = loss + weights["forces_weight"] * torch.mean((out["forces"] - batch["forces"]) ** 2)
+    return loss
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: Dict[str, Any], epochs: int):
+    if schedule["kind"] == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=schedule["factor"], patience=schedule["patience"], min_lr=schedule["min_lr"]
+        )
+    if schedule["kind"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=schedule["min_lr"])
+    raise ValueError(f"unknown schedule kind {schedule['kind']!r}: expected 'plateau' or 'cosine'")
+
+
+def train_epoch(model, ema, optimizer, loader, config) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        out = model(*model_inputs(batch), compute_forces="forces" in batch)
+        loss = loss_terms(out, batch, config["loss"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config["optimizer"]["grad_clip"])
+        optimizer.step()
+        ema.update_parameters(model)
+        total += float(loss.detach()) * len(batch["n_atoms"])
+        count += len(batch["n_atoms"])
+    return total / count
+
+
+def validate(model: PaiNN, frames: Sequence, config: Dict[str, Any]) -> Dict[str, float]:
+    prediction = predict(model, frames, config["optimizer"]["batch_size"])
+    metrics = error_metrics(prediction)
+    de = (prediction["energy_pred"] - prediction["energy_ref"]) / prediction["n_atoms"]
+    loss = config["loss"]["energy_weight"] * float(np.mean(de**2))
+    if "forces_ref" in prediction:
+        loss += config["loss"]["forces_weight"] * metrics["forces_rmse"] ** 2
+    metrics["loss"] = loss
+    return metrics
+
+
+class _Run:
+    """Mutable training state; everything in it goes into the checkpoint."""
+
+    def __init__(self, config, model, ema, optimizer, scheduler):
+        self.config, self.model, self.ema, self.optimizer, self.scheduler = config, model, ema, optimizer, scheduler
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.stale_epochs = 0
+        self.best_model: Dict[str, Any] = model_file(ema.module, {})
+
+    def state(self) -> Dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "stale_epochs": self.stale_epochs,
+            "best_model": self.best_model,
+        }
+
+    def restore(self, checkpoint: Dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.ema.load_state_dict(checkpoint["ema"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        for key in ("epoch", "best_loss", "best_epoch", "stale_epochs", "best_model"):
+            setattr(self, key, checkpoint[key])
+
+
+def _check_same_run(saved: Dict[str, Any], config: Dict[str, Any]) -> None:
+    """Resuming may extend the epochs, but not change what is trained on what."""
+    for key in ("model", "data", "split", "loss", "optimizer", "seed"):
+        if saved[key] != config[key]:
+            raise ValueError(f"cannot resume: config '{key}' differs from the checkpoint's ({saved[key]} vs {config[key]})")
+
+
+def _provenance(config: Dict[str, Any]) -> Dict[str, Any]:
+    return {"datasets": [config["data"]["dataset"]], "split": config["split"], "mode": "from-scratch"}
+
+
+def _write_metrics_row(path: Path, row: Dict[str, Any], keep_epochs: int) -> None:
+    """Append one epoch; rows after `keep_epochs` (from a killed run past its last checkpoint) are dropped."""
+    rows: List[Dict[str, str]] = []
+    if path.exists():
+        with open(path) as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= keep_epochs]
+    rows.append({k: str(v) for k, v in row.items()})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
+    """Train a model as configured; returns the test metrics (or validation metrics without a test set)."""
+    out_dir = Path(config["output_dir"])
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if checkpoint_path.exists() and not resume:
+        raise FileExistsError(f"{checkpoint_path} exists: pass --resume to continue that run, or choose another output_dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config["threads"]:
+        torch.set_num_threads(int(config["threads"]))
+    torch.manual_seed(config["seed"])
+
+    train_frames, val_frames, test_frames = split_frames(config)
+    model = build_model(config, train_frames)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema_decay"]), use_buffers=True)
+    opt = config["optimizer"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
+    scheduler = make_scheduler(optimizer, config["schedule"], config["epochs"])
+    run = _Run(config, model, ema, optimizer, scheduler)
+    if resume and checkpoint_path.exists():
+        checkpoint = load_checkpoint(checkpoint_path)
+        _check_same_run(checkpoint["config"], config)
+        run.restore(checkpoint)
+    with open(out_dir / "config.yaml", "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+
+    train_set = GraphDataset(train_frames, model.cutoff)
+    progress = tqdm(total=config["epochs"], initial=run.epoch, desc="training", unit="epoch")
+    while run.epoch < config["epochs"] and run.stale_epochs < config["early_stopping_patience"]:
+        run.epoch += 1
+        started = time.perf_counter()
+        # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
+        generator = torch.Generator().manual_seed(config["seed"] * 1_000_003 + run.epoch)
+        loader = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=collate)
+        train_loss = train_epoch(model, ema, optimizer, loader, config)
+        val = validate(ema.module, val_frames, config)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step(val["loss"]) if config["schedule"]["kind"] == "plateau" else scheduler.step()
+        if val["loss"] < run.best_loss:
+            run.best_loss, run.best_epoch, run.stale_epochs = val["loss"], run.epoch, 0
+            run.best_model = copy.deepcopy(model_file(ema.module, _provenance(config)))
+            save_atomic(run.best_model, out_dir / "model.pt")
+        else:
+            run.stale_epochs += 1
+        row = {
+            "epoch": run.epoch, "lr": lr, "train_loss": train_loss, "val_loss": val["loss"],
+            "val_energy_mae_meV_per_atom": 1e3 * val["energy_per_atom_mae"],
+            "val_forces_mae_meV_per_A": 1e3 * val.get("forces_mae", math.nan),
+            "seconds": time.perf_counter() - started,
+        }  # fmt: skip
+        _write_metrics_row(out_dir / "metrics.csv", row, run.epoch - 1)
+        save_atomic(run.state(), checkpoint_path)
+        progress.update(1)
+        progress.set_postfix(E=f"{row['val_energy_mae_meV_per_atom']:.2f}meV/at", F=f"{row['val_forces_mae_meV_per_A']:.0f}meV/Å")
+    progress.close()
+    return finish(run, out_dir, test_frames if test_frames is not None else val_frames)
+
+
+def finish(run: _Run, out_dir: Path, eval_frames: Sequence) -> Dict[str, Any]:
+    """Evaluate the best weights on the held-out frames; write metrics JSON and parity plots."""
+    best = PaiNN.from_hyperparameters(run.best_model["hyperparameters"])
+    best.load_state_dict(run.best_model["state_dict"])
+    prediction = predict(best, eval_frames, run.config["optimizer"]["batch_size"])
+    metrics = error_metrics(prediction)
+    metrics.update(best_epoch=run.best_epoch, epochs=run.epoch)
+    with open(out_dir / "test_metrics.json", "w") as f:
+        json.dump(metrics, f, indent=2)
+    parity_plot(prediction, out_dir / "parity.png", title=f"held-out frames ({metrics['n_frames']})")
+    print(f"held-out errors (best epoch {run.best_epoch} of {run.epoch}):\n{format_metrics(metrics)}")
+    print(f"model: {out_dir / 'model.pt'}\nmetrics: {out_dir / 'metrics.csv'}, {out_dir / 'test_metrics.json'}\nparity plot: {out_dir / 'parity.png'}")
+    return metrics

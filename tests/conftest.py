@@ -1,0 +1,36 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from scipy.spatial.transform import Rotation
+
+from tpainn.data.graph import atoms_to_graph, collate
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real DFT data: tests that need it fail (not skip) when TPAINN_DATA_DIR is not set."""
+    path = os.environ.get("TPAINN_DATA_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.fail("TPAINN_DATA_DIR must point to the shared data directory (make test / .ci/run set it)")
+    return Path(path)
+
+
+def water_box(n_molecules: int, length: float, seed: int = 0, pbc: bool = True) -> Atoms:
+    """Randomly placed and oriented water molecules (overlaps allowed: a test geometry, not a liquid)."""
+    rng = np.random.default_rng(seed)
+    water = molecule("H2O")
+    positions, symbols = [], []
+    for _ in range(n_molecules):
+        rotated = Rotation.random(random_state=rng).apply(water.positions)
+        positions.append(rotated + rng.uniform(0, length, 3))
+        symbols += water.get_chemical_symbols()
+    atoms = Atoms(symbols, positions=np.concatenate(positions), cell=np.eye(3) * length if pbc else None, pbc=pbc)
+    return atoms
+
+
+def batch_of(frames, cutoff):
+    return collate([atoms_to_graph(a, cutoff) for a in frames])

@@ -1,0 +1,127 @@
+"""Training: reference energies, configs, and exact resumption of a killed run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from tpainn.cli import main as cli
+from tpainn.train import fit_reference_energies, load_config, load_model, train
+from tpainn.train.checkpoint import load_checkpoint
+from tpainn.train.reference_energies import fit_energy_scale
+
+
+def labelled(symbols, energy, forces=None):
+    atoms = Atoms(symbols)
+    atoms.positions = np.random.default_rng(0).uniform(0, 3, (len(atoms), 3))
+    atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+    return atoms
+
+
+def test_reference_energies_recovered_when_separable():
+    true = {"H": -13.6, "C": -1030.0, "O": -2040.0}
+    frames = [labelled(s, sum(true[x] for x in Atoms(s).get_chemical_symbols())) for s in ("CH4", "H2O", "CO2", "H2", "CH3OH")]
+    fitted = fit_reference_energies(frames, ["H", "C", "O"])
+    np.testing.assert_allclose(fitted, [true["H"], true["C"], true["O"]], rtol=0, atol=1e-9)
+
+
+def test_reference_energies_minimum_norm_when_degenerate():
+    """Every frame (H2O)64: only the energy per H2O is determined; the fit must still be finite."""
+    per_water = np.array([-469.41, -469.37, -469.45])
+    frames = [labelled("O64H128", 64 * e) for e in per_water]
+    e_h, e_o = fit_reference_energies(frames, ["H", "O"])
+    assert np.isfinite([e_h, e_o]).all()
+    assert e_o + 2 * e_h == pytest.approx(per_water.mean(), abs=1e-9)  # least squares of the mean
+    assert e_h == pytest.approx(2 * e_o, rel=1e-12)  # minimum norm: proportional to the counts (64, 128)
+
+
+def test_energy_scale_is_force_rms():
+    forces = np.array([[0.3, -0.4, 0.0], [1.2, 0.0, -0.5]])
+    scale = fit_energy_scale([labelled("OH", -1.0, forces)], ["H", "O"], np.zeros(2))
+    assert scale == pytest.approx(np.sqrt(np.mean(forces**2)))
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"model": {"n_features": 32}, "epochs": 3}))
+    config = load_config(path, ["split.n_train=7", "schedule.kind=cosine"])
+    assert config["model"]["n_features"] == 32 and config["model"]["cutoff"] == 5.0
+    assert config["split"]["n_train"] == 7 and config["schedule"]["kind"] == "cosine" and config["epochs"] == 3
+    with pytest.raises(ValueError, match="unknown config key 'model.n_feature'"):
+        load_config(path, ["model.n_feature=3"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_config(path, ["epochs"])
+
+
+def tiny_config(tmp_path, name, epochs):
+    overrides = [
+        "model.n_features=8", "model.n_interactions=1", "model.n_rbf=4", "model.cutoff=3.0", "model.dtype=float64",
+        "split.n_train=4", "split.n_val=2", "optimizer.batch_size=2", "optimizer.lr=0.005", "schedule.kind=plateau",
+        "schedule.patience=1", f"epochs={epochs}", "early_stopping_patience=1000", "threads=1",
+        f"output_dir={tmp_path / name}",
+    ]  # fmt: skip
+    return load_config(None, overrides), overrides
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path, data_dir):
+    epochs = 40
+    config, overrides = tiny_config(tmp_path, "killed", epochs)
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "tpainn.cli", "train", str(config_file)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
+    killed_at = load_checkpoint(checkpoint)["epoch"]
+    assert 1 <= killed_at < epochs
+
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    reference_config, _ = tiny_config(tmp_path, "uninterrupted", epochs)
+    reference_metrics = train(reference_config)
+
+    final, reference = load_checkpoint(checkpoint), load_checkpoint(tmp_path / "uninterrupted" / "checkpoint.pt")
+    assert final["epoch"] == reference["epoch"] == epochs
+    for key in ("model", "ema"):
+        for name, tensor in reference[key].items():
+            assert torch.equal(final[key][name], tensor), f"{key}.{name} differs after resume"
+    assert final["optimizer"]["state"][0]["step"] == reference["optimizer"]["state"][0]["step"]
+    rows = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == epochs + 1 and rows[1].startswith("1,") and rows[-1].startswith(f"{epochs},")
+    # The tiny model did learn something: held-out force error below the force RMS of the data.
+    assert reference_metrics["forces_mae"] < 0.9 * load_model(tmp_path / "uninterrupted" / "model.pt").energy_scale.item()
+
+
+def test_train_refuses_to_overwrite_and_resume_with_other_config(tmp_path, data_dir):
+    config, _ = tiny_config(tmp_path, "run", 1)
+    train(config)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(config)
+    config["model"]["n_features"] = 16
+    with pytest.raises(ValueError, match="config 'model' differs"):
+        train(config, resume=True)
+
+
+def test_evaluate_command_writes_metrics_and_plot(tmp_path, data_dir, capsys):
+    config, _ = tiny_config(tmp_path, "run", 2)
+    train(config)
+    out = tmp_path / "eval"
+    assert cli(["evaluate", str(tmp_path / "run" / "model.pt"), "water-revpbe0-d3", "--subset", "test", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "energy per atom: MAE" in printed and "(21 frames)" in printed
+    assert (out / "parity.png").stat().st_size > 10_000
+    assert cli(["evaluate", str(tmp_path / "missing.pt"), "water-revpbe0-d3"]) == 1
+    assert "no such file" in capsys.readouterr().err
