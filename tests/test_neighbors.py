@@ -21,8 +21,7 @@ def brute_force(positions, cell, pbc, cutoff):
         for k in np.flatnonzero(pbc):
             height = volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
             # Unwrapped positions can be several cells apart: widen the range by their fractional spread.
-            spread = np.ptp(frac[:, k]) if len(frac) else 0.0
-            n = math.ceil(cutoff / height) + math.ceil(spread) + 1
+            n = math.ceil(cutoff / height) + math.ceil(np.ptp(frac[:, k])) + 1
             ranges[k] = range(-n, n + 1)
     pairs = {}
     for shift in itertools.product(*ranges):
