@@ -8,6 +8,7 @@ from ase.build import molecule
 from scipy.spatial.transform import Rotation
 
 from tpainn.data.graph import atoms_to_graph, collate
+from tpainn.train import load_config, train
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,23 @@ def water_box(n_molecules: int, length: float, seed: int = 0, pbc: bool = True) 
 
 def batch_of(frames, cutoff):
     return collate([atoms_to_graph(a, cutoff) for a in frames])
+
+
+def tiny_config(tmp_path, name, epochs):
+    overrides = [
+        "model.n_features=8", "model.n_interactions=1", "model.n_rbf=4", "model.cutoff=3.0", "model.dtype=float64",
+        "split.n_train=4", "split.n_val=2", "optimizer.batch_size=2", "optimizer.lr=0.005", "schedule.kind=plateau",
+        "schedule.patience=1", f"epochs={epochs}", "early_stopping_patience=1000", "threads=1",
+        f"output_dir={tmp_path / name}",
+    ]  # fmt: skip
+    return load_config(None, overrides), overrides
+
+
+@pytest.fixture(scope="session")
+def pretrained_model(tmp_path_factory, data_dir) -> Path:
+    """A tiny model trained on revPBE0-D3 water, standing in for a classical pretraining run."""
+    tmp_path = tmp_path_factory.mktemp("pretrain")
+    config, _ = tiny_config(tmp_path, "pretrain", 2)
+    config["model"]["n_interactions"] = 2
+    train(config)
+    return tmp_path / "pretrain" / "model.pt"

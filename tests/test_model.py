@@ -20,6 +20,9 @@ def make_model(seed=0, **kwargs):
     options = dict(cutoff=CUTOFF, n_features=16, n_interactions=2, n_rbf=8, dtype="float64")
     options.update(kwargs)
     model = PaiNN(["H", "O"], **options)
+    # The readout's last layer starts at zero (energy = reference energies); randomise it so that
+    # forces and stress are non-trivial functions of the geometry.
+    torch.nn.init.normal_(model.readout[-1].weight, std=0.5)
     model.reference_energies.copy_(torch.tensor([-13.6, -430.0], dtype=torch.float64))
     model.energy_scale.fill_(0.7)
     return model.eval()
@@ -145,7 +148,7 @@ def test_float32_network_keeps_float64_boundary():
     atoms = water_box(6, 6.0, seed=8)
     out32, out64 = evaluate(model32, atoms), evaluate(model64, atoms)
     assert out32["energy"].dtype == torch.float64 and out32["forces"].dtype == torch.float64
-    assert model32.representation.filter_net.weight.dtype == torch.float32
+    assert model32.representation.embedding.weight.dtype == torch.float32
     assert model32.reference_energies.dtype == torch.float64
     # float32 network error only: the large reference energies are added in float64.
     assert abs(out32["energy"] - out64["energy"]).item() < 1e-4
@@ -159,6 +162,13 @@ def test_unknown_element_is_rejected_by_name():
         evaluate(model, atoms)
     with pytest.raises(ValueError, match="unknown element"):
         PaiNN(["H", "Xx"])
+
+
+def test_untrained_model_predicts_the_reference_energies():
+    model = PaiNN(["H", "O"], cutoff=CUTOFF, n_features=8, n_interactions=1, n_rbf=4)
+    model.reference_energies.copy_(torch.tensor([-13.6, -430.0], dtype=torch.float64))
+    out = evaluate(model.eval(), water_box(3, 4.0, seed=9))
+    assert out["energy"].item() == pytest.approx(3 * (-430.0 - 2 * 13.6), abs=1e-12)
 
 
 def test_isolated_atom_has_zero_force():

@@ -13,6 +13,7 @@ import yaml
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from conftest import tiny_config
 from tpainn.cli import main as cli
 from tpainn.train import fit_reference_energies, load_config, load_model, train
 from tpainn.train.checkpoint import load_checkpoint
@@ -59,16 +60,6 @@ def test_config_overrides_and_unknown_keys(tmp_path):
         load_config(path, ["model.n_feature=3"])
     with pytest.raises(ValueError, match="section.key=value"):
         load_config(path, ["epochs"])
-
-
-def tiny_config(tmp_path, name, epochs):
-    overrides = [
-        "model.n_features=8", "model.n_interactions=1", "model.n_rbf=4", "model.cutoff=3.0", "model.dtype=float64",
-        "split.n_train=4", "split.n_val=2", "optimizer.batch_size=2", "optimizer.lr=0.005", "schedule.kind=plateau",
-        "schedule.patience=1", f"epochs={epochs}", "early_stopping_patience=1000", "threads=1",
-        f"output_dir={tmp_path / name}",
-    ]  # fmt: skip
-    return load_config(None, overrides), overrides
 
 
 def test_killed_run_resumes_to_identical_weights(tmp_path, data_dir):
@@ -125,3 +116,30 @@ def test_evaluate_command_writes_metrics_and_plot(tmp_path, data_dir, capsys):
     assert (out / "parity.png").stat().st_size > 10_000
     assert cli(["evaluate", str(tmp_path / "missing.pt"), "water-revpbe0-d3"]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tmp_path, data_dir):
+    config, _ = tiny_config(tmp_path, "flat", 10)
+    config["optimizer"]["lr"] = 0.0  # weights never change, so validation never improves after epoch 1
+    config["early_stopping_patience"] = 2
+    metrics = train(config)
+    assert metrics["epochs"] == 3 and metrics["best_epoch"] == 1
+
+
+def test_training_reads_an_hdf5_store(tmp_path, data_dir):
+    store = tmp_path / "water.h5"
+    assert cli(["data", "convert", "water-revpbe0-d3", str(store)]) == 0
+    config, _ = tiny_config(tmp_path, "h5", 1)
+    config["data"] = {"dataset": str(store), "test": None}
+    metrics = train(config)
+    assert metrics["n_frames"] == 2 and np.isfinite(metrics["forces_mae"])  # evaluated on the validation frames
+
+
+def test_data_commands(capsys):
+    assert cli(["data", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("water-revpbe0-d3", "water-deepmd", "qm9"))
+    assert cli(["data", "info", "water-revpbe0-d3"]) == 0
+    assert "8f5bded8fdd5b9e321b71f8da52a733df0e5d197326e053bdddb2be7012616fc" in capsys.readouterr().out
+    assert cli(["data", "info", "water-pbe"]) == 1
+    assert "water-revpbe0-d3" in capsys.readouterr().err  # the error lists the known names

@@ -22,7 +22,10 @@ def _data(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from tpainn.train import load_config, train
 
-    train(load_config(args.config, args.overrides), resume=args.resume)
+    overrides = list(args.overrides)
+    if args.command == "autotune":
+        overrides += [f"autotune.from={args.pretrained}", f"data.dataset={args.data}"]
+    train(load_config(args.config, overrides), resume=args.resume)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -44,6 +47,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"parity plot: {parity_plot(prediction, output / 'parity.png', title=f'{args.data} ({args.subset})')}")
 
 
+def _experiment(args: argparse.Namespace) -> None:
+    from tpainn.experiments.learning_curve import load_experiment, run_learning_curve
+
+    run_learning_curve(load_experiment(args.config, args.overrides))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tpainn", description=__doc__)
     commands = p.add_subparsers(dest="command", required=True)
@@ -59,11 +68,26 @@ def parser() -> argparse.ArgumentParser:
     convert.add_argument("--format", default=None, help="source format (default: from the name)")
     data.set_defaults(handler=_data)
 
-    train = commands.add_parser("train", help="train a PaiNN potential from a YAML config")
-    train.add_argument("config", type=Path)
-    train.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. split.n_train=20")
-    train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
-    train.set_defaults(handler=_train)
+    for name, text in (("train", "train a PaiNN potential from a YAML config"),
+                       ("pretrain", "train on a classical data set (the same trainer as `train`)"),
+                       ("autotune", "adapt a pretrained model to a DFT set: refit reference energies, then fine-tune")):  # fmt: skip
+        train = commands.add_parser(name, help=text)
+        if name == "autotune":
+            train.add_argument("--from", dest="pretrained", required=True, help="pretrained model.pt")
+            train.add_argument("--data", required=True, help="DFT set: registry name or file")
+            train.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
+        else:
+            train.add_argument("config", type=Path)
+        train.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. split.n_train=20")
+        train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
+        train.set_defaults(handler=_train)
+
+    experiment = commands.add_parser("experiment", help="experiments made of several training runs")
+    experiments = experiment.add_subparsers(dest="experiment", required=True)
+    curve = experiments.add_parser("learning-curve", help="test error vs DFT set size: autotuned vs from scratch")
+    curve.add_argument("config", type=Path)
+    curve.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=[0]")
+    experiment.set_defaults(handler=_experiment)
 
     evaluate = commands.add_parser("evaluate", help="energy and force errors of a model on a dataset")
     evaluate.add_argument("model", type=Path, help="model.pt or checkpoint.pt")

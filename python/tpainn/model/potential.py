@@ -70,6 +70,10 @@ class PaiNN(nn.Module):
             shared_filters=shared_filters,
         )
         self.readout = nn.Sequential(nn.Linear(n_features, n_features // 2), nn.SiLU(), nn.Linear(n_features // 2, 1))
+        # An untrained model predicts exactly the reference energies instead of a random offset of
+        # ~scale per atom, which a force-dominated loss would take many epochs to remove.
+        nn.init.zeros_(self.readout[-1].weight)
+        nn.init.zeros_(self.readout[-1].bias)
         network_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
         self.representation.to(network_dtype)
         self.readout.to(network_dtype)
@@ -121,7 +125,7 @@ class PaiNN(nn.Module):
         shifts = torch.bmm(cell_shifts.to(torch.float64).unsqueeze(1), cell[batch[centres]]).squeeze(1)
         vectors = positions[neighbours] - positions[centres] + shifts
 
-        network_dtype = self.representation.filter_net.weight.dtype
+        network_dtype = self.representation.embedding.weight.dtype
         s = self.representation(species, vectors.to(network_dtype), centres, neighbours)
         energies = self.readout(s).squeeze(-1).to(torch.float64) * self.energy_scale
         energies = energies + self.reference_energies[species]

@@ -97,9 +97,10 @@ class PaiNNRepresentation(nn.Module):
         self.embedding = nn.Embedding(n_species, n_features)
         self.radial_basis = radial_basis
         self.cutoff_fn = cutoff_fn
-        # One linear map from the radial basis to every layer's 3F filters (or one set shared by all).
+        # Each layer's 3F filters are a linear map of the radial basis (one map shared by all layers with
+        # shared_filters). Separate maps per layer, rather than one stacked map, let autotuning freeze them.
         n_filter_sets = 1 if shared_filters else n_interactions
-        self.filter_net = nn.Linear(n_rbf, n_filter_sets * 3 * n_features)
+        self.filter_nets = nn.ModuleList([nn.Linear(n_rbf, 3 * n_features) for _ in range(n_filter_sets)])
         self.layers = nn.ModuleList([PaiNNLayer(n_features) for _ in range(n_interactions)])
 
     def forward(
@@ -108,8 +109,9 @@ class PaiNNRepresentation(nn.Module):
         """species [N] (index into the model's species), vectors r_ij [E, 3] → scalar features [N, F]."""
         distances = torch.linalg.vector_norm(vectors, dim=-1)
         unit_vectors = vectors / distances.unsqueeze(-1)
-        filters = self.filter_net(self.radial_basis(distances)) * self.cutoff_fn(distances).unsqueeze(-1)
-        layer_filters = torch.split(filters, 3 * self.n_features, dim=-1)
+        rbf = self.radial_basis(distances)
+        cutoff = self.cutoff_fn(distances).unsqueeze(-1)
+        layer_filters = [filter_net(rbf) * cutoff for filter_net in self.filter_nets]
 
         s = self.embedding(species)
         v = torch.zeros((s.shape[0], 3, self.n_features), dtype=s.dtype, device=s.device)

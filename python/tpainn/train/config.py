@@ -21,10 +21,19 @@ DEFAULTS: Dict[str, Any] = {
         "test": "standard",  # "standard" (the registry's split), or a registry name / file path
     },
     "split": {"n_train": 80, "n_val": 10, "seed": 0},
-    "loss": {"energy_weight": 1.0, "forces_weight": 1.0},  # on (eV/atom)² and (eV/Å)²
+    # Weights of the MSE of the energy per atom, (eV/atom)², and of force components, (eV/Å)². Energy-per-atom
+    # errors are ~50× smaller than force errors in these units, hence the larger energy weight.
+    "loss": {"energy_weight": 100.0, "forces_weight": 1.0},
     "optimizer": {"lr": 5.0e-4, "weight_decay": 0.0, "batch_size": 2, "grad_clip": 10.0},
     "ema_decay": 0.99,  # exponential moving average of the weights used for validation and the final model
     "schedule": {"kind": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1.0e-6},  # or kind: cosine
+    "autotune": {
+        "from": None,  # pretrained model file (model.pt); None trains from scratch
+        "strategy": "full",  # full: train everything | freeze: fix embedding + early layers | warmup: low lr, warm-up
+        "frozen_layers": 1,  # interaction layers frozen, with the embedding, by strategy "freeze"
+        "lr_factor": 0.2,  # strategy "warmup": optimizer.lr is multiplied by this
+        "warmup_epochs": 3,  # strategy "warmup": linear ramp of the learning rate over these epochs
+    },
     "epochs": 100,
     "early_stopping_patience": 20,  # epochs without validation improvement
     "seed": 0,

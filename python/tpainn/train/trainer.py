@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from tpainn.data import load_frames, standard_split
 from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
 from tpainn.model import PaiNN
-from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, model_file, save_atomic
+from tpainn.train import autotune
+from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, model_file, save_atomic
 from tpainn.train.evaluate import error_metrics, format_metrics, parity_plot, predict
 from tpainn.train.reference_energies import fit_energy_scale, fit_reference_energies
 
@@ -48,7 +49,10 @@ def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[S
 
 
 def build_model(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
-    """A PaiNN for the training set's species, with reference energies and scale fitted to it."""
+    """A PaiNN for the training set's species, with reference energies and scale fitted to it, or the
+    pretrained model prepared for autotuning."""
+    if config["autotune"]["from"]:
+        return autotune.prepare(config, train_frames)
     species = species_of(train_frames)
     model = PaiNN(species, **config["model"])
     references = fit_reference_energies(train_frames, species)
@@ -140,13 +144,26 @@ class _Run:
 
 def _check_same_run(saved: Dict[str, Any], config: Dict[str, Any]) -> None:
     """Resuming may extend the epochs, but not change what is trained on what."""
-    for key in ("model", "data", "split", "loss", "optimizer", "seed"):
+    for key in ("model", "data", "split", "loss", "optimizer", "autotune", "seed"):
         if saved[key] != config[key]:
             raise ValueError(f"cannot resume: config '{key}' differs from the checkpoint's ({saved[key]} vs {config[key]})")
 
 
+def learning_rate(config: Dict[str, Any]) -> Tuple[float, int]:
+    """The optimizer's learning rate and the number of warm-up epochs (autotune strategy "warmup")."""
+    if config["autotune"]["from"] and config["autotune"]["strategy"] == "warmup":
+        return config["optimizer"]["lr"] * config["autotune"]["lr_factor"], config["autotune"]["warmup_epochs"]
+    return config["optimizer"]["lr"], 0
+
+
 def _provenance(config: Dict[str, Any]) -> Dict[str, Any]:
-    return {"datasets": [config["data"]["dataset"]], "split": config["split"], "mode": "from-scratch"}
+    provenance = {"datasets": [str(config["data"]["dataset"])], "split": config["split"]}
+    pretrained = config["autotune"]["from"]
+    if not pretrained:
+        return {**provenance, "mode": "from-scratch"}
+    pretrained_provenance = load_model(pretrained).provenance
+    return {**provenance, "mode": "autotuned", "strategy": config["autotune"]["strategy"],
+            "pretrained": {"file": str(pretrained), **pretrained_provenance}}  # fmt: skip
 
 
 def _write_metrics_row(path: Path, row: Dict[str, Any], keep_epochs: int) -> None:
@@ -177,9 +194,12 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     model = build_model(config, train_frames)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema_decay"]), use_buffers=True)
     opt = config["optimizer"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opt["lr"], weight_decay=opt["weight_decay"])
-    scheduler = make_scheduler(optimizer, config["schedule"], config["epochs"])
+    base_lr, warmup_epochs = learning_rate(config)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=base_lr, weight_decay=opt["weight_decay"])
+    scheduler = make_scheduler(optimizer, config["schedule"], config["epochs"] - warmup_epochs)
     run = _Run(config, model, ema, optimizer, scheduler)
+    provenance = _provenance(config)
     if resume and checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path)
         _check_same_run(checkpoint["config"], config)
@@ -187,7 +207,8 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     with open(out_dir / "config.yaml", "w") as f:
         yaml.safe_dump(config, f, sort_keys=False)
 
-    train_set = GraphDataset(train_frames, model.cutoff)
+    # Graphs of in-memory frames are cached; frames read lazily from HDF5 stay on disk.
+    train_set = GraphDataset(train_frames, model.cutoff, cache=isinstance(train_frames.dataset, list))
     progress = tqdm(total=config["epochs"], initial=run.epoch, desc="training", unit="epoch")
     while run.epoch < config["epochs"] and run.stale_epochs < config["early_stopping_patience"]:
         run.epoch += 1
@@ -195,13 +216,18 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
         # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
         generator = torch.Generator().manual_seed(config["seed"] * 1_000_003 + run.epoch)
         loader = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=collate)
+        if run.epoch <= warmup_epochs:
+            optimizer.param_groups[0]["lr"] = base_lr * run.epoch / (warmup_epochs + 1)
         train_loss = train_epoch(model, ema, optimizer, loader, config)
         val = validate(ema.module, val_frames, config)
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step(val["loss"]) if config["schedule"]["kind"] == "plateau" else scheduler.step()
+        if run.epoch == warmup_epochs:
+            optimizer.param_groups[0]["lr"] = base_lr
+        elif run.epoch > warmup_epochs:
+            scheduler.step(val["loss"]) if config["schedule"]["kind"] == "plateau" else scheduler.step()
         if val["loss"] < run.best_loss:
             run.best_loss, run.best_epoch, run.stale_epochs = val["loss"], run.epoch, 0
-            run.best_model = copy.deepcopy(model_file(ema.module, _provenance(config)))
+            run.best_model = copy.deepcopy(model_file(ema.module, provenance))
             save_atomic(run.best_model, out_dir / "model.pt")
         else:
             run.stale_epochs += 1

@@ -1,0 +1,187 @@
+"""Learning curves: test error vs number of DFT frames N, autotuned from a pretrained model vs from scratch.
+
+For every N and seed both arms use the same training config (model size, epochs, schedule), the same
+N frames (drawn from the pool by the seed's permutation, so the sets of one seed are nested in N;
+n_val = max(1, round(val_fraction·N)) of them validate, the rest train) and the same fixed test set. Every run is a normal training run in
+its own directory, so an interrupted experiment resumes where it stopped.
+"""
+
+import copy
+import csv
+import math
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import yaml
+
+from tpainn.train import load_config, train
+from tpainn.train.config import DEFAULTS
+
+EXPERIMENT_DEFAULTS: Dict[str, Any] = {
+    "train_config": None,  # YAML training config shared by both arms (path relative to this file)
+    "overrides": [],  # section.key=value overrides of the training config
+    "pretrained": None,  # model.pt of the pretraining run
+    "dataset": "water-revpbe0-d3",
+    "sizes": [5, 10, 20, 50, 90],  # DFT frames (training + validation)
+    "seeds": [0, 1],
+    "val_fraction": 0.1,
+    "output_dir": "runs/learning-curve",
+}
+ARMS = ("scratch", "autotuned")
+
+
+def load_experiment(path: Path, overrides=()) -> Dict[str, Any]:
+    """The experiment config; its train_config is resolved relative to the experiment file."""
+    config = load_config(path, overrides, base=EXPERIMENT_DEFAULTS)
+    if config["pretrained"] is None:
+        raise ValueError(f"{path}: 'pretrained' (the pretrained model.pt) is required")
+    if config["train_config"] is not None:
+        config["train_config"] = str((Path(path).parent / config["train_config"]).resolve())
+    return config
+
+
+def run_config(experiment: Dict[str, Any], arm: str, size: int, seed: int) -> Dict[str, Any]:
+    config = load_config(experiment["train_config"], experiment["overrides"], base=copy.deepcopy(DEFAULTS))
+    n_val = max(1, round(experiment["val_fraction"] * size))
+    config["data"] = {"dataset": experiment["dataset"], "test": "standard"}
+    config["split"] = {"n_train": size - n_val, "n_val": n_val, "seed": seed}
+    config["seed"] = seed
+    config["autotune"]["from"] = str(experiment["pretrained"]) if arm == "autotuned" else None
+    config["output_dir"] = str(Path(experiment["output_dir"]) / f"{arm}-N{size}-seed{seed}")
+    return config
+
+
+def run_learning_curve(experiment: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Train every (arm, N, seed), then write results.csv, results.md, learning_curve.png, convergence.png."""
+    rows = []
+    for size in experiment["sizes"]:
+        for seed in experiment["seeds"]:
+            for arm in ARMS:
+                config = run_config(experiment, arm, size, seed)
+                done = Path(config["output_dir"]) / "checkpoint.pt"
+                metrics = train(config, resume=done.exists())
+                n_test = metrics.pop("n_frames")
+                rows.append({"arm": arm, "n_frames": size, "seed": seed, "n_test_frames": n_test, **metrics, "run": config["output_dir"]})
+    out = Path(experiment["output_dir"])
+    write_results(rows, out)
+    return rows
+
+
+def write_results(rows: List[Dict[str, Any]], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarise(rows)
+    (out / "results.md").write_text(markdown_table(summary))
+    plot_learning_curve(summary, out / "learning_curve.png")
+    plot_convergence(rows, out / "convergence.png")
+    print((out / "results.md").read_text())
+    print(f"results: {out / 'results.csv'}, {out / 'results.md'}, {out / 'learning_curve.png'}, {out / 'convergence.png'}")
+
+
+def _metric_names(rows) -> List[str]:
+    return [m for m in ("energy_per_atom_mae", "forces_mae") if all(m in r for r in rows)]
+
+
+def summarise(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Mean and standard deviation over seeds per (N, arm), the scratch/autotuned error ratio, and the
+    epochs the autotuned runs need to reach the from-scratch runs' best validation loss."""
+    summary = []
+    for size in sorted({r["n_frames"] for r in rows}):
+        entry: Dict[str, Any] = {"n_frames": size}
+        for arm in ARMS:
+            selected = [r for r in rows if r["n_frames"] == size and r["arm"] == arm]
+            for metric in _metric_names(rows):
+                values = np.array([r[metric] for r in selected])
+                entry[f"{arm}_{metric}"] = float(values.mean())
+                entry[f"{arm}_{metric}_std"] = float(values.std())
+        for metric in _metric_names(rows):
+            entry[f"ratio_{metric}"] = entry[f"scratch_{metric}"] / entry[f"autotuned_{metric}"]
+        entry["epochs_to_scratch_best"] = epochs_to_scratch_best(rows, size)
+        summary.append(entry)
+    return summary
+
+
+def _val_losses(run_dir: str) -> List[float]:
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [float(row["val_loss"]) for row in csv.DictReader(f)]
+
+
+def epochs_to_scratch_best(rows, size) -> Dict[str, float]:
+    """Per seed: (first epoch at which the autotuned val loss ≤ the scratch run's best, scratch's best epoch)."""
+    result = {}
+    for seed in sorted({r["seed"] for r in rows if r["n_frames"] == size}):
+        runs = {r["arm"]: r["run"] for r in rows if r["n_frames"] == size and r["seed"] == seed}
+        scratch, tuned = _val_losses(runs["scratch"]), _val_losses(runs["autotuned"])
+        target = min(scratch)
+        reached = next((epoch for epoch, loss in enumerate(tuned, 1) if loss <= target), math.nan)
+        result[seed] = (reached, int(np.argmin(scratch)) + 1)
+    return result
+
+
+def markdown_table(summary: List[Dict[str, Any]]) -> str:
+    metrics = [m for m in ("energy_per_atom_mae", "forces_mae") if f"scratch_{m}" in summary[0]]
+    labels = {"energy_per_atom_mae": "E MAE (meV/atom)", "forces_mae": "F MAE (meV/Å)"}
+    header = ["N"] + [f"{labels[m]} {arm}" for m in metrics for arm in ARMS] + [f"ratio {labels[m].split()[0]}" for m in metrics]
+    header += ["autotuned epochs to scratch's best (scratch's best epoch)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for e in summary:
+        cells = [str(e["n_frames"])]
+        cells += [f"{1e3 * e[f'{arm}_{m}']:.3g} ± {1e3 * e[f'{arm}_{m}_std']:.2g}" for m in metrics for arm in ARMS]
+        cells += [f"{e[f'ratio_{m}']:.2f}×" for m in metrics]
+        cells.append(", ".join(f"{a} ({b})" for a, b in e["epochs_to_scratch_best"].values()))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_learning_curve(summary: List[Dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("energy_per_atom_mae", "forces_mae") if f"scratch_{m}" in summary[0]]
+    labels = {"energy_per_atom_mae": "energy MAE (meV/atom)", "forces_mae": "force MAE (meV/Å)"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    sizes = [e["n_frames"] for e in summary]
+    for ax, metric in zip(axes[0], metrics):
+        for arm in ARMS:
+            mean = np.array([1e3 * e[f"{arm}_{metric}"] for e in summary])
+            std = np.array([1e3 * e[f"{arm}_{metric}_std"] for e in summary])
+            ax.errorbar(sizes, mean, yerr=std, marker="o", capsize=3, label=arm)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("DFT training frames N")
+        ax.set_ylabel(f"test {labels[metric]}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_convergence(rows: List[Dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["n_frames"] for r in rows})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.5), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        for r in rows:
+            if r["n_frames"] == size:
+                losses = _val_losses(r["run"])
+                ax.plot(range(1, len(losses) + 1), losses, color="C1" if r["arm"] == "autotuned" else "C0",
+                        label=r["arm"] if r["seed"] == rows[0]["seed"] else None)  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_title(f"N = {size}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation loss")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,96 @@
+"""Autotuning: start from a pretrained (classical) model and adapt it to a small DFT set.
+
+1. Load the pretrained model and check it fits the DFT data (species, and the config's model section).
+2. Re-fit the per-element reference energies and the energy scale by least squares, with the network
+   fixed: E_DFT ≈ C e + a · E_net, where C are element counts and E_net the pretrained network's energy
+   without its references (a from the forces when there are any). Classical and DFT energy zeros differ by hundreds of eV per atom, so without
+   this step the first gradient steps would be spent undoing an offset (and wrecking the features).
+3. Optionally freeze the embedding and the first interaction layers; then train as usual.
+"""
+
+import warnings
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from tpainn.data.graph import species_of
+from tpainn.model import PaiNN
+from tpainn.train.checkpoint import load_model
+from tpainn.train.evaluate import predict
+from tpainn.train.reference_energies import composition_matrix
+
+STRATEGIES = ("full", "freeze", "warmup")
+
+
+def load_pretrained(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
+    """The pretrained model, after checking that its species and hyperparameters fit this run."""
+    model = load_model(config["autotune"]["from"])
+    missing = sorted(set(species_of(train_frames)) - set(model.species))
+    if missing:
+        raise ValueError(
+            f"the DFT set {config['data']['dataset']} contains {', '.join(missing)}, which the pretrained model "
+            f"{config['autotune']['from']} does not know (its species: {', '.join(model.species)})"
+        )
+    for key, value in config["model"].items():
+        pretrained = model.hyperparameters[key]
+        if key != "dtype" and value != pretrained:
+            raise ValueError(
+                f"config model.{key}={value} does not match the pretrained model's {key}={pretrained} "
+                f"({config['autotune']['from']}); autotuning keeps the pretrained architecture"
+            )
+    if config["model"]["dtype"] != model.hyperparameters["dtype"]:
+        model.hyperparameters["dtype"] = config["model"]["dtype"]
+        dtype = {"float64": torch.float64, "float32": torch.float32}[config["model"]["dtype"]]
+        model.representation.to(dtype)
+        model.readout.to(dtype)
+    return model
+
+
+def refit_reference_energies(model: PaiNN, frames: Sequence) -> Tuple[np.ndarray, float]:
+    """Fit E ≈ C e + a E_net (minimum-norm least squares); sets and returns (e in eV, a).
+
+    With forces, a comes from F_DFT ≈ a F_net: hundreds of force components per frame pin the scale
+    even for a handful of frames, where a joint energy fit of e and a would fit noise. Without forces
+    (QM9) e and a are fitted jointly on the energies.
+    """
+    counts = composition_matrix(frames, model.species)
+    prediction = predict(model, frames)
+    network_energy = prediction["energy_pred"] - counts @ model.reference_energies.numpy()
+    if "forces_ref" in prediction:
+        f_net, f_ref = prediction["forces_pred"].ravel(), prediction["forces_ref"].ravel()
+        factor = float(f_net @ f_ref / (f_net @ f_net))
+    else:
+        design = np.column_stack([counts, network_energy])
+        factor = float(np.linalg.lstsq(design, prediction["energy_ref"], rcond=None)[0][-1])
+    if not factor > 0:
+        # The network anti-correlates with the DFT labels: keep its scale rather than flip it.
+        warnings.warn(f"refitted energy scale factor {factor:.3g} is not positive; keeping the pretrained scale")
+        factor = 1.0
+    references, *_ = np.linalg.lstsq(counts, prediction["energy_ref"] - factor * network_energy, rcond=None)
+    model.reference_energies.copy_(torch.as_tensor(references))
+    model.energy_scale.mul_(factor)
+    return references, factor
+
+
+def freeze_early_layers(model: PaiNN, n_layers: int) -> None:
+    """Freeze the element embedding and the first n_layers interaction layers with their radial filters
+    (filters shared by all layers are frozen with the first layer)."""
+    if not 0 <= n_layers <= model.n_interactions:
+        raise ValueError(f"autotune.frozen_layers={n_layers} must be between 0 and {model.n_interactions}")
+    representation = model.representation
+    frozen = [representation.embedding] + list(representation.layers[:n_layers])
+    frozen += list(representation.filter_nets[: n_layers if len(representation.filter_nets) > 1 else min(n_layers, 1)])
+    for module in frozen:
+        module.requires_grad_(False)
+
+
+def prepare(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
+    strategy = config["autotune"]["strategy"]
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown autotune.strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    model = load_pretrained(config, train_frames)
+    refit_reference_energies(model, train_frames)
+    if strategy == "freeze":
+        freeze_early_layers(model, config["autotune"]["frozen_layers"])
+    return model

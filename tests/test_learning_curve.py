@@ -1,0 +1,35 @@
+"""The learning-curve experiment at a tiny scale: every run happens and the CSV, table and plots appear."""
+
+import csv
+
+import yaml
+
+from conftest import tiny_config
+from tpainn.cli import main as cli
+
+
+def test_tiny_learning_curve_writes_results(tmp_path, pretrained_model, capsys):
+    train_config, _ = tiny_config(tmp_path, "unused", 2)
+    train_config["model"]["n_interactions"] = 2
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_config))
+    experiment = {
+        "train_config": "train.yaml", "pretrained": str(pretrained_model), "dataset": "water-revpbe0-d3",
+        "sizes": [3, 5], "seeds": [0], "output_dir": str(tmp_path / "curve"),
+    }  # fmt: skip
+    (tmp_path / "curve.yaml").write_text(yaml.safe_dump(experiment))
+    assert cli(["experiment", "learning-curve", str(tmp_path / "curve.yaml")]) == 0
+    out = tmp_path / "curve"
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["arm"], r["n_frames"]) for r in rows) == [("autotuned", "3"), ("autotuned", "5"), ("scratch", "3"), ("scratch", "5")]
+    assert all(r["n_test_frames"] == "21" and float(r["energy_per_atom_mae"]) > 0 for r in rows)
+    table = (out / "results.md").read_text()
+    assert table.count("\n") == 4 and "| 3 |" in table and "| 5 |" in table
+    assert (out / "learning_curve.png").stat().st_size > 5_000 and (out / "convergence.png").stat().st_size > 5_000
+    # Both arms saw the same frames: same split in both configs.
+    for size in (3, 5):
+        configs = [yaml.safe_load((out / f"{arm}-N{size}-seed0" / "config.yaml").read_text()) for arm in ("scratch", "autotuned")]
+        assert configs[0]["split"] == configs[1]["split"] == {"n_train": size - 1, "n_val": 1, "seed": 0}
+        assert configs[0]["epochs"] == configs[1]["epochs"]
+    # Rerunning resumes the finished runs instead of failing on their checkpoints.
+    assert cli(["experiment", "learning-curve", str(tmp_path / "curve.yaml")]) == 0
