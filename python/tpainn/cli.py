@@ -47,6 +47,26 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"parity plot: {parity_plot(prediction, output / 'parity.png', title=f'{args.data} ({args.subset})')}")
 
 
+def _classical(args: argparse.Namespace) -> None:
+    if args.system == "water":
+        from tpainn.classical.water import generate_water
+
+        n = generate_water(
+            args.output, model=args.model, n_molecules=args.n_molecules, temperatures=args.temperatures,
+            densities=args.densities, frames_per_state=args.frames_per_state, equilibration_ps=args.equilibration_ps,
+            sample_interval_fs=args.sample_interval_fs, timestep_fs=args.timestep_fs, seed=args.seed,
+        )  # fmt: skip
+        print(f"{args.output}: {n} frames")
+    else:
+        from tpainn.classical.mmff import generate_qm9, report_json
+
+        report = generate_qm9(
+            args.output, n_molecules=args.n_molecules, conformers_per_molecule=args.conformers,
+            temperature=args.temperature, seed=args.seed, exclude_test=not args.include_test, workers=args.workers,
+        )  # fmt: skip
+        print(report_json(report))
+
+
 def _experiment(args: argparse.Namespace) -> None:
     from tpainn.experiments.learning_curve import load_experiment, run_learning_curve
 
@@ -67,6 +87,29 @@ def parser() -> argparse.ArgumentParser:
     convert.add_argument("destination")
     convert.add_argument("--format", default=None, help="source format (default: from the name)")
     data.set_defaults(handler=_data)
+
+    classical = commands.add_parser("classical", help="generate classical force-field data for pretraining")
+    systems = classical.add_subparsers(dest="system", required=True)
+    water = systems.add_parser("water", help="flexible water in LAMMPS over a grid of temperatures and densities")
+    water.add_argument("--output", "-o", required=True, help="HDF5 frame file (resumed if it exists)")
+    water.add_argument("--model", choices=["spcfw", "qtip4pf"], default="spcfw")
+    water.add_argument("--n-molecules", type=int, default=64)
+    water.add_argument("--temperatures", type=float, nargs="+", default=[250, 300, 350, 400, 450], help="K")
+    water.add_argument("--densities", type=float, nargs="+", default=[0.90, 0.95, 1.00, 1.05, 1.10], help="g/cm³")
+    water.add_argument("--frames-per-state", type=int, default=200)
+    water.add_argument("--equilibration-ps", type=float, default=5.0)
+    water.add_argument("--sample-interval-fs", type=float, default=100.0)
+    water.add_argument("--timestep-fs", type=float, default=0.5)
+    water.add_argument("--seed", type=int, default=0)
+    qm9 = systems.add_parser("qm9", help="MMFF94 (RDKit) conformers of QM9 molecules outside the QM9 test split")
+    qm9.add_argument("--output", "-o", required=True, help="HDF5 frame file (resumed if it exists)")
+    qm9.add_argument("--n-molecules", type=int, default=20000)
+    qm9.add_argument("--conformers", type=int, default=5, help="conformers per molecule")
+    qm9.add_argument("--temperature", type=float, default=500.0, help="Langevin temperature, K")
+    qm9.add_argument("--seed", type=int, default=0)
+    qm9.add_argument("--include-test", action="store_true", help="allow QM9 test-split molecules (not for benchmarks)")
+    qm9.add_argument("--workers", type=int, default=1)
+    classical.set_defaults(handler=_classical)
 
     for name, text in (("train", "train a PaiNN potential from a YAML config"),
                        ("pretrain", "train on a classical data set (the same trainer as `train`)"),

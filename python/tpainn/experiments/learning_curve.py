@@ -29,6 +29,12 @@ EXPERIMENT_DEFAULTS: Dict[str, Any] = {
     "output_dir": "runs/learning-curve",
 }
 ARMS = ("scratch", "autotuned")
+# metric: (table column, plot axis label); values are stored in eV units and shown in meV.
+METRIC_LABELS = {
+    "energy_per_atom_mae": ("E MAE (meV/atom)", "energy MAE (meV/atom)"),
+    "forces_mae": ("F MAE (meV/Å)", "force MAE (meV/Å)"),
+    "energy_mae": ("E MAE (meV)", "energy MAE (meV per molecule)"),
+}
 
 
 def load_experiment(path: Path, overrides=()) -> Dict[str, Any]:
@@ -84,7 +90,10 @@ def write_results(rows: List[Dict[str, Any]], out: Path) -> None:
 
 
 def _metric_names(rows) -> List[str]:
-    return [m for m in ("energy_per_atom_mae", "forces_mae") if all(m in r for r in rows)]
+    """Energy per atom and forces for condensed phases; the total energy (U0 for QM9) without forces."""
+    if all("forces_mae" in r for r in rows):
+        return ["energy_per_atom_mae", "forces_mae"]
+    return ["energy_mae"]
 
 
 def summarise(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -124,8 +133,8 @@ def epochs_to_scratch_best(rows, size) -> Dict[str, float]:
 
 
 def markdown_table(summary: List[Dict[str, Any]]) -> str:
-    metrics = [m for m in ("energy_per_atom_mae", "forces_mae") if f"scratch_{m}" in summary[0]]
-    labels = {"energy_per_atom_mae": "E MAE (meV/atom)", "forces_mae": "F MAE (meV/Å)"}
+    metrics = [m for m in METRIC_LABELS if f"scratch_{m}" in summary[0]]
+    labels = {m: label for m, (label, _) in METRIC_LABELS.items()}
     header = ["N"] + [f"{labels[m]} {arm}" for m in metrics for arm in ARMS] + [f"ratio {labels[m].split()[0]}" for m in metrics]
     header += ["autotuned epochs to scratch's best (scratch's best epoch)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -144,8 +153,8 @@ def plot_learning_curve(summary: List[Dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in ("energy_per_atom_mae", "forces_mae") if f"scratch_{m}" in summary[0]]
-    labels = {"energy_per_atom_mae": "energy MAE (meV/atom)", "forces_mae": "force MAE (meV/Å)"}
+    metrics = [m for m in METRIC_LABELS if f"scratch_{m}" in summary[0]]
+    labels = {m: label for m, (_, label) in METRIC_LABELS.items()}
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     sizes = [e["n_frames"] for e in summary]
     for ax, metric in zip(axes[0], metrics):

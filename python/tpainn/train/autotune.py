@@ -90,7 +90,9 @@ def prepare(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown autotune.strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     model = load_pretrained(config, train_frames)
-    refit_reference_energies(model, train_frames)
+    references, factor = refit_reference_energies(model, train_frames)
+    refs = ", ".join(f"{s} {e:.4f}" for s, e in zip(model.species, references))
+    print(f"autotune: refitted reference energies (eV) {refs}; energy scale × {factor:.4f}")
     if strategy == "freeze":
         freeze_early_layers(model, config["autotune"]["frozen_layers"])
     return model

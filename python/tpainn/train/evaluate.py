@@ -30,9 +30,12 @@ def predict(model: PaiNN, frames: Sequence[Atoms], batch_size: int = 4) -> Dict[
 
 
 def error_metrics(prediction: Dict[str, np.ndarray]) -> Dict[str, float]:
-    """MAE and RMSE of the energy per atom (eV/atom) and of force components (eV/Å)."""
-    de = (prediction["energy_pred"] - prediction["energy_ref"]) / prediction["n_atoms"]
+    """MAE and RMSE of the energy (eV per frame), of the energy per atom (eV/atom) and of force components (eV/Å)."""
+    error = prediction["energy_pred"] - prediction["energy_ref"]
+    de = error / prediction["n_atoms"]
     metrics = {
+        "energy_mae": float(np.mean(np.abs(error))),
+        "energy_rmse": float(np.sqrt(np.mean(error**2))),
         "energy_per_atom_mae": float(np.mean(np.abs(de))),
         "energy_per_atom_rmse": float(np.sqrt(np.mean(de**2))),
         "n_frames": int(len(de)),
@@ -46,6 +49,7 @@ def error_metrics(prediction: Dict[str, np.ndarray]) -> Dict[str, float]:
 
 def format_metrics(metrics: Dict[str, float]) -> str:
     lines = [
+        f"energy:          MAE {1e3 * metrics['energy_mae']:.1f} meV, RMSE {1e3 * metrics['energy_rmse']:.1f} meV per frame",
         f"energy per atom: MAE {1e3 * metrics['energy_per_atom_mae']:.3f} meV/atom, "
         f"RMSE {1e3 * metrics['energy_per_atom_rmse']:.3f} meV/atom  ({metrics['n_frames']} frames)"
     ]
