@@ -347,3 +347,12 @@ def test_mmff_molecule_rejects_periodic_or_empty_atoms():
         mmff_molecule(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]], cell=np.eye(3) * 5, pbc=True))
     with pytest.raises(ValueError, match="no atoms"):
         mmff_molecule(Atoms())
+
+
+def test_verify_command_dispatches_to_rdkit(generated, capsys):
+    from tpainn.cli import main as cli
+
+    path, _ = generated
+    assert cli(["classical", "verify", str(path), "--frames", "0", "-1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and [f["frame"] for f in report["frames"]] == [0, len(H5Frames(path)) - 1]

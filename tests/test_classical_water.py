@@ -1,5 +1,6 @@
 """Classical flexible water in LAMMPS: generated frames, their labels, resumption and bad input."""
 
+import json
 import math
 import warnings
 
@@ -18,6 +19,7 @@ from tpainn.classical.water import (
     verify_frames,
     water_model,
 )
+from tpainn.cli import main as cli
 from tpainn.data import H5Frames
 
 # Small but real: 16 molecules (box 7.8 Å at 1 g/cm³), two states, short runs.
@@ -65,7 +67,7 @@ def test_frames_are_labelled_water_boxes_at_the_requested_densities(generated):
 def test_labels_equal_an_independent_lammps_run_and_finite_differences(generated):
     path, _ = generated
     result = verify_frames(path, [0, 5], fd_atoms=2)
-    assert result["ok"], result
+    assert result["passed"], result
     assert result["fd_components"] == 12
     assert result["forces_max_abs_eV_per_A"] < 1e-6 and result["fd_max_abs_eV_per_A"] < 2e-3
 
@@ -77,7 +79,7 @@ def test_verification_notices_wrong_labels(generated, tmp_path):
     with h5py.File(corrupt, "r+") as f:
         f["forces"][0] *= 1.0 / KCAL_MOL_TO_EV  # forces left in kcal/mol/Å
     result = verify_frames(corrupt, [0], fd_atoms=1)
-    assert not result["ok"] and result["forces_max_abs_eV_per_A"] > 0.1
+    assert not result["passed"] and result["forces_max_abs_eV_per_A"] > 0.1
 
 
 def test_killed_run_resumes_and_keeps_its_frames(generated, tmp_path, monkeypatch):
@@ -165,3 +167,12 @@ def test_model_names_and_box_geometry():
     d -= length * np.round(d / length)
     r = np.linalg.norm(d, axis=-1) + np.eye(64) * 100
     assert r.min() > 2.0  # placed without clashes
+
+
+def test_verify_command_checks_the_file(generated, capsys):
+    path, _ = generated
+    assert cli(["classical", "verify", str(path), "--frames", "0", "-1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["frames"] == [0, 5]
+    assert cli(["classical", "verify", str(path), "--frames", "6"]) == 1
+    assert "frame index 6 out of range" in capsys.readouterr().err

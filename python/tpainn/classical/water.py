@@ -717,7 +717,7 @@ def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: floa
 
     Returns max abs deviations: energy_max_abs_eV, energy_max_rel, forces_max_abs_eV_per_A,
     fd_max_abs_eV_per_A (over fd_components components), force_rms_eV_per_A (scale), plus `tolerances`
-    (VERIFY_TOLERANCES) and `ok` (all deviations within them).
+    (VERIFY_TOLERANCES) and `passed` (all deviations within them).
     """
     frames = H5Frames(path)
     metadata = frames.metadata
@@ -760,7 +760,7 @@ def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: floa
     result["force_rms_eV_per_A"] = math.sqrt(squares / count) if count else 0.0
     result["seconds"] = time.perf_counter() - start
     result["tolerances"] = dict(VERIFY_TOLERANCES)
-    result["ok"] = all(result[key] <= tol for key, tol in VERIFY_TOLERANCES.items())
+    result["passed"] = all(result[key] <= tol for key, tol in VERIFY_TOLERANCES.items())
     return result
 
 
