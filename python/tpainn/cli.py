@@ -48,7 +48,14 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _classical(args: argparse.Namespace) -> None:
-    if args.system == "water":
+    if args.system == "verify":
+        from tpainn.classical import verify_frames
+
+        report = verify_frames(args.file, args.frames)
+        print(json.dumps(report, indent=2, default=float))
+        if not report["passed"]:
+            raise ValueError(f"{args.file}: stored labels do not match the recomputation (see the report above)")
+    elif args.system == "water":
         from tpainn.classical.water import generate_water
 
         n = generate_water(
@@ -109,6 +116,9 @@ def parser() -> argparse.ArgumentParser:
     qm9.add_argument("--seed", type=int, default=0)
     qm9.add_argument("--include-test", action="store_true", help="allow QM9 test-split molecules (not for benchmarks)")
     qm9.add_argument("--workers", type=int, default=1)
+    verify = systems.add_parser("verify", help="recompute stored frames (LAMMPS run 0 or RDKit) and finite differences")
+    verify.add_argument("file", help="HDF5 frame file written by `tpainn classical water` or `qm9`")
+    verify.add_argument("--frames", type=int, nargs="+", default=[0, -1], help="frame indices (negative: from the end)")
     classical.set_defaults(handler=_classical)
 
     for name, text in (("train", "train a PaiNN potential from a YAML config"),
