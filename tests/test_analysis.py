@@ -1,0 +1,280 @@
+"""`tpainn analyze` and tpainn.analysis against synthetic run directories with known answers.
+
+The runs are written in the run-directory contract's own formats (LAMMPS data, log and dump text, DCD
+via MDAnalysis), so the readers are tested together with the analysis.
+"""
+
+import json
+from pathlib import Path
+
+import MDAnalysis as mda
+import numpy as np
+import pytest
+
+from tpainn.analysis import analyze, block_average, first_peak, open_run, yeh_hummer_correction
+from tpainn.analysis.density import density
+from tpainn.cli import main
+
+MASS_O, MASS_H = 15.9994, 1.008
+# Rigid water geometry (Å): O at the origin, H at 0.9572 Å, H–O–H 104.52°.
+WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
+N_MOLECULES = 64
+BOX_A = 12.42  # 64 H2O at ≈ 0.997 g/cm³
+TIMESTEP_FS = 0.5
+DUMP_EVERY = 200  # 0.1 ps between frames
+THERMO_EVERY = 100
+TEMPERATURE_K = 300.0
+
+
+# --- writers of the contract's files ---------------------------------------------------------------
+
+def molecules(rng, n_molecules: int, box: float) -> np.ndarray:
+    """(n_molecules * 3, 3) positions O, H, H per molecule at uniform random places (overlaps allowed)."""
+    centers = rng.uniform(0, box, (n_molecules, 1, 3))
+    return (centers + WATER[None]).reshape(-1, 3)
+
+
+def lattice_molecules(n_per_edge: int, box: float) -> np.ndarray:
+    """Molecules on a cubic grid: no hydrogen is nearer to another molecule's oxygen than to its own."""
+    grid = np.stack(np.meshgrid(*[np.arange(n_per_edge)] * 3, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    return (grid * box / n_per_edge + WATER[None]).reshape(-1, 3)
+
+
+def write_data(path: Path, positions: np.ndarray, box: float, style: str, types: np.ndarray, molecule_ids: np.ndarray) -> None:
+    """LAMMPS data file; atom ids are 1, 2, ... in the order of `positions`."""
+    lines = ["LAMMPS data file (synthetic)", "", f"{len(positions)} atoms", "2 atom types", ""]
+    lines += [f"0.0 {box} {axis}lo {axis}hi" for axis in "xyz"]
+    lines += ["", "Masses", "", f"1 {MASS_O}", f"2 {MASS_H}", "", f"Atoms # {style}", ""]
+    for i, ((x, y, z), atom_type, molecule) in enumerate(zip(positions, types, molecule_ids)):
+        charge = -0.82 if atom_type == 1 else 0.41
+        fields = f"{i + 1} {molecule} {atom_type} {charge}" if style == "full" else f"{i + 1} {atom_type}"
+        lines.append(f"{fields} {x:.6f} {y:.6f} {z:.6f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_dump(path: Path, frames: np.ndarray, box: float, types: np.ndarray, first_step: int, columns: str) -> None:
+    """LAMMPS custom dump: `xu` (unwrapped) or `images` (wrapped x y z with image flags ix iy iz)."""
+    ids = np.arange(1, frames.shape[1] + 1)
+    with open(path, "w") as f:
+        for k, positions in enumerate(frames):
+            f.write(f"ITEM: TIMESTEP\n{first_step + k * DUMP_EVERY}\nITEM: NUMBER OF ATOMS\n{len(ids)}\n")
+            f.write("ITEM: BOX BOUNDS pp pp pp\n" + f"0.0 {box}\n" * 3)
+            if columns == "xu":
+                f.write("ITEM: ATOMS id type xu yu zu\n")
+                np.savetxt(f, np.column_stack([ids, types, positions]), fmt="%d %d %.5f %.5f %.5f")
+            else:
+                images = np.floor(positions / box)
+                f.write("ITEM: ATOMS id type x y z ix iy iz\n")
+                np.savetxt(f, np.column_stack([ids, types, positions - images * box, images]),
+                           fmt="%d %d %.5f %.5f %.5f %d %d %d")  # fmt: skip
+
+
+def write_dcd(path: Path, frames: np.ndarray, box: float) -> None:
+    universe = mda.Universe.empty(frames.shape[1], trajectory=True)
+    universe.dimensions = [box, box, box, 90, 90, 90]
+    with mda.Writer(str(path), frames.shape[1]) as writer:
+        for positions in frames:
+            universe.atoms.positions = positions
+            writer.write(universe)
+
+
+def thermo_block(steps: np.ndarray, volumes: np.ndarray, rng) -> str:
+    """A LAMMPS `thermo_style custom step temp pe press vol` block, as `run` prints it."""
+    rows = [f"Per MPI rank memory allocation (min/avg/max) = 9.5 | 9.5 | 9.5 Mbytes",
+            "   Step          Temp          PotEng         Press          Volume    "]  # fmt: skip
+    for step, volume in zip(steps, volumes):
+        temp = TEMPERATURE_K + rng.normal(0, 5)
+        rows.append(f"{step:10d}   {temp:12.6f}  {-3000 + rng.normal(0, 3):14.6f}  {rng.normal(1, 300):12.6f}  {volume:14.6f}")
+    rows.append(f"Loop time of 1.234 on 1 procs for {steps[-1] - steps[0]} steps with 192 atoms\n")
+    return "\n".join(rows)
+
+
+def write_run(path: Path, frames: np.ndarray, box: float, *, model: str = "synthetic", trajectory: str = "dcd",
+              npt_volumes: np.ndarray | None = None, style: str = "full", order: np.ndarray | None = None,
+              seed: int = 0) -> Path:  # fmt: skip
+    """A run directory: NVT equilibration, NPT (if `npt_volumes`), then NVT production holding `frames`."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    stages, log, step = [], ["LAMMPS (22 Jul 2025 - Update 4)", "units metal"], 0
+    parts = [("equilibration", "nvt", np.full(11, box**3), None)]
+    if npt_volumes is not None:
+        parts.append(("density", "npt", npt_volumes, None))
+    n_production_rows = (len(frames) - 1) * DUMP_EVERY // THERMO_EVERY + 1
+    parts.append(("production", "nvt", np.full(n_production_rows, box**3), DUMP_EVERY))
+    for name, ensemble, volumes, dump_every in parts:
+        steps = step + THERMO_EVERY * np.arange(len(volumes))
+        stages.append({"name": name, "ensemble": ensemble, "first_step": int(steps[0]), "last_step": int(steps[-1]),
+                       "thermo_every": THERMO_EVERY, "dump_every": dump_every})  # fmt: skip
+        log.append(f"run {steps[-1] - steps[0]}")
+        log.append(thermo_block(steps, volumes, rng))
+        step = int(steps[-1])
+    (path / "log.lammps").write_text("\n".join(log))
+    summary = {"units": "metal", "timestep_fs": TIMESTEP_FS, "stages": stages, "n_molecules": len(frames[0]) // 3,
+               "temperature_K": TEMPERATURE_K, "model": model}  # fmt: skip
+    (path / "summary.json").write_text(json.dumps(summary))
+    # `frames` hold O, H, H per molecule; the atom with id k + 1 is original atom order[k].
+    order = np.arange(frames.shape[1]) if order is None else order
+    frames, types, molecule_ids = frames[:, order], np.tile([1, 2, 2], frames.shape[1] // 3)[order], order // 3 + 1
+    write_data(path / "system.data", frames[0] % box, box, style, types, molecule_ids)
+    if trajectory == "dcd":
+        write_dcd(path / "trajectory.dcd", frames, box)
+    elif trajectory is not None:
+        write_dump(path / "trajectory.lammpstrj", frames, box, types, stages[-1]["first_step"], trajectory)
+    return path
+
+
+def brownian_frames(d_A2_per_ps: float, n_frames: int, seed: int) -> np.ndarray:
+    """Rigid water molecules whose centres random-walk with diffusion coefficient D (unwrapped coordinates)."""
+    rng = np.random.default_rng(seed)
+    frame_ps = DUMP_EVERY * TIMESTEP_FS / 1000
+    steps = rng.normal(0, np.sqrt(2 * d_A2_per_ps * frame_ps), (n_frames - 1, N_MOLECULES, 1, 3))
+    walk = np.concatenate([np.zeros((1, N_MOLECULES, 1, 3)), np.cumsum(steps, axis=0)])
+    start = lattice_molecules(4, BOX_A).reshape(1, N_MOLECULES, 3, 3)
+    return (start + walk).reshape(n_frames, -1, 3)
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+# Atom ids O, O, ..., H, H, ...: with atom_style atomic molecules are found by distance, not by ids or order.
+@pytest.mark.parametrize("trajectory, style", [("dcd", "full"), ("xu", "atomic"), ("images", "full")])
+def test_brownian_diffusion_recovered_within_error(tmp_path, trajectory, style):
+    d_true = 2.3  # 1e-9 m²/s = 0.23 Å²/ps
+    frames = brownian_frames(d_true / 10, n_frames=201, seed=1)
+    order = np.argsort(np.arange(frames.shape[1]) % 3, kind="stable")  # O, O, ..., H, H, ...
+    run = write_run(tmp_path / "run", frames, BOX_A, trajectory=trajectory, style=style, order=order)
+    result = analyze(run, properties=("diffusion",))["diffusion"]
+    d, error = result["D_pbc_1e-9_m2_s"], result["D_pbc_error_1e-9_m2_s"]
+    assert 0.01 * d_true < error < 0.2 * d_true
+    assert abs(d - d_true) < 3 * error
+    assert result["fit_window_ps"] == pytest.approx([2.0, 10.0])
+    assert result["msd_exponent"] == pytest.approx(1.0, abs=0.1)
+    expected = yeh_hummer_correction(result["temperature_K"], BOX_A, 0.896)
+    assert result["correction_1e-9_m2_s"] == pytest.approx(expected)
+    assert result["D_inf_1e-9_m2_s"] == pytest.approx(d + expected)
+    assert result["temperature_K"] == pytest.approx(TEMPERATURE_K, abs=2.0)
+
+
+def test_ideal_gas_rdfs_are_one_and_have_no_peak(tmp_path):
+    rng = np.random.default_rng(2)
+    frames = np.stack([molecules(rng, N_MOLECULES, BOX_A) for _ in range(60)])
+    # Overlapping molecules: only molecule IDs (atom_style full) tell which hydrogens are intramolecular.
+    run = write_run(tmp_path / "gas", frames, BOX_A, trajectory="images")
+    rdfs = analyze(run, properties=("rdf",))["rdf"]
+    for pair, rdf in rdfs.items():
+        r, g = np.asarray(rdf["r_A"]), np.asarray(rdf["g"])
+        assert r[-1] < BOX_A / 2
+        # 0.5 Å windows from 0.5 Å: a missed intramolecular exclusion would put g ≈ 10 near 1 Å (O–H, H–H).
+        windows = [g[(r >= lo) & (r < lo + 0.5)].mean() for lo in np.arange(0.5, r[-1] - 0.5, 0.5)]
+        assert np.allclose(windows, 1.0, atol=0.15), (pair, np.round(windows, 2))
+        assert g[r > 2.0].mean() == pytest.approx(1.0, abs=0.02), pair
+        assert rdf["first_peak_A"] is None
+
+
+def test_first_peak_of_a_water_like_curve():
+    r = np.arange(0.025, 6.0, 0.05)
+    g = np.where(r < 2.4, 0.0, 1.0) + 1.5 * np.exp(-((r - 2.8) ** 2) / 0.02) - 0.3 * np.exp(-((r - 3.4) ** 2) / 0.05)
+    counts = np.full(len(r), 10_000)
+    g += 0.02 * np.random.default_rng(3).normal(size=len(r))
+    peak = first_peak(r, g, counts)
+    assert peak["first_peak_A"] == pytest.approx(2.8, abs=0.05)
+    assert peak["first_peak_height"] == pytest.approx(2.5, abs=0.1)
+    # The same curve from a handful of pairs per bin: its peak is not distinguishable from counting noise.
+    assert first_peak(r, g, np.full(len(r), 4))["first_peak_A"] is None
+
+
+def test_density_of_a_box_of_known_mass_and_volume_is_exact(tmp_path):
+    frames = brownian_frames(0.23, n_frames=21, seed=4)
+    volume_A3 = 1900.0
+    run = write_run(tmp_path / "run", frames, BOX_A, npt_volumes=np.full(40, volume_A3))
+    result = density(open_run(run))
+    avogadro = 6.02214076e23
+    mass_g = N_MOLECULES * (MASS_O + 2 * MASS_H) / avogadro
+    # rel 1e-8: since 2019 the dalton is 1/N_A g only to ~1e-9 (scipy uses the CODATA dalton).
+    assert result["mean_g_cm3"] == pytest.approx(mass_g / (volume_A3 * 1e-24), rel=1e-8)
+    assert result["error_g_cm3"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_density_discards_a_detected_or_configured_equilibration(tmp_path):
+    rng = np.random.default_rng(5)
+    time_ps = np.arange(400) * THERMO_EVERY * TIMESTEP_FS / 1000  # 20 ps
+    plateau_A3 = 1920.0
+    volumes = plateau_A3 + 300 * np.exp(-time_ps / 0.5) + rng.normal(0, 5, len(time_ps))
+    run = open_run(write_run(tmp_path / "run", brownian_frames(0.23, 21, seed=5), BOX_A, npt_volumes=volumes))
+    mass_amu = N_MOLECULES * (MASS_O + 2 * MASS_H)
+    expected = mass_amu / plateau_A3 * 1.66053906660
+    detected = density(run)
+    assert 1.0 < detected["equilibration_ps"] < 10.0
+    assert abs(detected["mean_g_cm3"] - expected) < 4 * detected["error_g_cm3"]
+    configured = density(run, equilibration_ps=5.0)
+    assert configured["equilibration_ps"] == pytest.approx(5.0)
+    assert abs(configured["mean_g_cm3"] - expected) < 4 * configured["error_g_cm3"]
+    no_discard = density(run, equilibration_ps=0.0)
+    assert no_discard["mean_g_cm3"] < expected - 4 * configured["error_g_cm3"]  # the transient biases it
+
+
+def test_block_average_error_of_a_correlated_series():
+    # AR(1) with φ = 0.9: the standard error of the mean is sqrt(var/n · (1 + φ)/(1 − φ)), 4.4× the naive one.
+    rng, phi, n = np.random.default_rng(6), 0.9, 20000
+    noise = rng.normal(size=n)
+    series = np.empty(n)
+    series[0] = noise[0] / np.sqrt(1 - phi**2)
+    for i in range(1, n):
+        series[i] = phi * series[i - 1] + noise[i]
+    exact = np.sqrt(1 / (1 - phi**2) / n * (1 + phi) / (1 - phi))
+    mean, error = block_average(series, n_blocks=10)
+    assert 0.6 * exact < error < 1.5 * exact
+    assert abs(mean) < 3 * exact
+    assert series.std() / np.sqrt(n) < 0.3 * exact  # why blocks: the naive error is far too small
+
+
+def test_yeh_hummer_correction_by_hand():
+    k_b, temperature, viscosity, length = 1.380649e-23, 300.0, 0.896e-3, 12.4e-10  # J/K, K, Pa·s, m
+    by_hand = 2.837297 * k_b * temperature / (6 * np.pi * viscosity * length) / 1e-9
+    assert yeh_hummer_correction(300.0, 12.4, 0.896) == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand == pytest.approx(0.561, abs=0.001)  # the note's "≈ 0.6e-9 m²/s" for 64 H2O
+
+
+def test_run_without_trajectory_is_a_clear_error(tmp_path):
+    volumes = np.random.default_rng(7).normal(1900.0, 5.0, 40)
+    run = write_run(tmp_path / "run", brownian_frames(0.23, 21, seed=7), BOX_A, trajectory=None, npt_volumes=volumes)
+    with pytest.raises(FileNotFoundError, match=r"run: no trajectory found \(expected one of trajectory.dcd"):
+        analyze(run, properties=("diffusion",))
+    assert analyze(run, properties=("density",))["density"]["mean_g_cm3"] > 0  # needs only the log and topology
+
+
+def test_trajectory_shorter_than_the_fit_window_is_a_clear_error(tmp_path):
+    run = write_run(tmp_path / "run", brownian_frames(0.23, 16, seed=8), BOX_A)  # 1.5 ps
+    with pytest.raises(ValueError, match=r"trajectory.dcd: the trajectory spans 1.50 ps .* shorter than the MSD fit window"):
+        analyze(run, properties=("diffusion",))
+    with pytest.raises(ValueError, match="shorter than the MSD fit window 0.50–2.00 ps"):
+        analyze(run, properties=("diffusion",), fit_window_ps=(0.5, 2.0))
+
+
+def test_density_of_an_nvt_only_run_is_a_clear_error(tmp_path):
+    run = write_run(tmp_path / "run", brownian_frames(0.23, 21, seed=9), BOX_A, npt_volumes=None)
+    with pytest.raises(ValueError, match=r"summary.json: a density needs a stage in NPT, .*equilibration \(nvt\)"):
+        analyze(run, properties=("density",))
+
+
+def test_cli_reports_two_runs_in_one_table(tmp_path, capsys):
+    runs = []
+    for i, (model, d) in enumerate([("autotuned", 0.23), ("dft-only", 0.15)]):
+        volumes = np.random.default_rng(i).normal(1900.0, 5.0, 100)
+        runs.append(write_run(tmp_path / model, brownian_frames(d, 101, seed=10 + i), BOX_A, model=model, npt_volumes=volumes))
+    out = tmp_path / "report"
+    assert main(["analyze", *map(str, runs), "-o", str(out)]) == 0
+    for name in ("report.md", "report.html", "results.json", "density.png", "msd.png", "rdf.png"):
+        assert (out / name).stat().st_size > 0, name
+    markdown = (out / "report.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in table[1:]] == ["autotuned", "dft-only", "experiment (298 K)"]
+    assert "0.997" in table[-1] and "2.30" in table[-1]
+    assert "<td>dft-only</td>" in (out / "report.html").read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert results[0]["diffusion"]["D_pbc_1e-9_m2_s"] > results[1]["diffusion"]["D_pbc_1e-9_m2_s"]
+    assert str(out / "report.md") in capsys.readouterr().out
+
+
+def test_cli_error_names_the_problem(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "missing"), "-o", str(tmp_path / "report")]) == 1
+    assert "missing: run directory does not exist" in capsys.readouterr().err
