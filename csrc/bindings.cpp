@@ -1,4 +1,6 @@
-// The only translation unit that includes torch (each one costs ~20 s to compile): tensors in and out.
+// The pybind11 module tpainn._C: the cell list (torch tensors in and out) and the inference engine (NumPy
+// arrays in and out; csrc/engine.h keeps torch out of its interface).
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>  // std::array<bool, 3> from a Python sequence
 #include <torch/extension.h>
 
@@ -7,6 +9,7 @@
 #include <tuple>
 
 #include "cell_list.h"
+#include "engine.h"
 
 namespace {
 
@@ -42,6 +45,68 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> cell_list(const torch::T
   return {edge_index, shifts, distances};
 }
 
+using Float64Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+void check_shape(const py::array& a, std::initializer_list<py::ssize_t> shape, const char* name) {
+  const bool ok = a.ndim() == py::ssize_t(shape.size()) &&
+                  std::equal(shape.begin(), shape.end(), a.shape(), [](py::ssize_t want, py::ssize_t got) {
+                    return want < 0 || want == got;
+                  });
+  if (!ok) throw std::invalid_argument(std::string(name) + " has the wrong shape");
+}
+
+tpainn::Atoms atoms_of(const Float64Array& positions, const Int64Array& numbers, const Float64Array& cell) {
+  check_shape(positions, {-1, 3}, "positions (expected [N, 3])");
+  check_shape(numbers, {positions.shape(0)}, "numbers (expected [N])");
+  check_shape(cell, {3, 3}, "cell (expected [3, 3])");
+  return {positions.data(), numbers.data(), positions.shape(0), cell.data()};
+}
+
+py::dict result_dict(const tpainn::Result& r, bool virial) {
+  const auto n = py::ssize_t(r.energies.size());
+  py::array_t<double> energies(n), forces({n, py::ssize_t(3)});
+  std::copy(r.energies.begin(), r.energies.end(), energies.mutable_data());
+  std::copy(r.forces.begin(), r.forces.end(), forces.mutable_data());
+  py::dict out;
+  out["energy"] = r.energy;
+  out["energies"] = energies;
+  out["forces"] = forces;
+  if (virial) {
+    py::array_t<double> v({3, 3});
+    std::copy(r.virial.begin(), r.virial.end(), v.mutable_data());
+    out["virial"] = v;
+  }
+  return out;
+}
+
+// The model runs without the GIL; arrays are converted before and the dict built after, with it.
+py::dict compute_graph(tpainn::Engine& engine, const Float64Array& positions, const Int64Array& numbers,
+                       const Float64Array& cell, const std::array<bool, 3>& pbc, bool virial) {
+  const tpainn::Atoms atoms = atoms_of(positions, numbers, cell);
+  tpainn::Result r;
+  {
+    py::gil_scoped_release release;
+    r = engine.compute(atoms, pbc, virial);
+  }
+  return result_dict(r, virial);
+}
+
+py::dict compute_edges(tpainn::Engine& engine, const Float64Array& positions, const Int64Array& numbers,
+                       const Float64Array& cell, const Int64Array& edge_index, const Int64Array& cell_shifts,
+                       bool virial) {
+  const tpainn::Atoms atoms = atoms_of(positions, numbers, cell);
+  check_shape(edge_index, {2, -1}, "edge_index (expected [2, E])");
+  const py::ssize_t n_edges = edge_index.shape(1);
+  check_shape(cell_shifts, {n_edges, 3}, "cell_shifts (expected [E, 3])");
+  tpainn::Result r;
+  {
+    py::gil_scoped_release release;
+    r = engine.compute(atoms, edge_index.data(), edge_index.data() + n_edges, cell_shifts.data(), n_edges, virial);
+  }
+  return result_dict(r, virial);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -52,4 +117,23 @@ PYBIND11_MODULE(_C, m) {
         py::call_guard<py::gil_scoped_release>(),
         "O(N) cell-list neighbour search; use tpainn.neighbors.neighbor_list, which validates the input.\n"
         "Returns (edge_index [2, E] int64, cell_shifts [E, 3] int64, distances [E] float64).");
+
+  py::class_<tpainn::Engine>(m, "Engine", "The C++ inference engine (csrc/engine.h); use tpainn.TPaiNNCalculator.")
+      .def(py::init<const std::string&, const std::string&, const std::string&, double>(), py::arg("path"),
+           py::arg("device") = "cpu", py::arg("dtype") = "", py::arg("skin") = 0.0)
+      .def_property_readonly("species", [](const tpainn::Engine& e) { return e.metadata().species; })
+      .def_property_readonly("atomic_numbers", [](const tpainn::Engine& e) { return e.metadata().atomic_numbers; })
+      .def_property_readonly("cutoff", &tpainn::Engine::cutoff)
+      .def_property_readonly("n_interactions", [](const tpainn::Engine& e) { return e.metadata().n_interactions; })
+      .def_property_readonly("metadata_json", [](const tpainn::Engine& e) { return e.metadata().json; })
+      .def_property_readonly("dtype", &tpainn::Engine::dtype)
+      .def_property_readonly("device", &tpainn::Engine::device)
+      .def_property_readonly("neighbor_list_builds", &tpainn::Engine::neighbor_list_builds)
+      .def("compute", &compute_graph, py::arg("positions"), py::arg("numbers"), py::arg("cell"), py::arg("pbc"),
+           py::arg("virial"),
+           "Energy (eV), energies [N] (eV), forces [N, 3] (eV/Å) and, with virial=True, virial [3, 3] (eV),\n"
+           "with the graph built by the engine's own cell list.")
+      .def("compute_edges", &compute_edges, py::arg("positions"), py::arg("numbers"), py::arg("cell"),
+           py::arg("edge_index"), py::arg("cell_shifts"), py::arg("virial"),
+           "As compute, with the caller's neighbour list (both directions; edges beyond the cutoff are dropped).");
 }

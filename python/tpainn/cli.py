@@ -47,6 +47,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"parity plot: {parity_plot(prediction, output / 'parity.png', title=f'{args.data} ({args.subset})')}")
 
 
+def _export(args: argparse.Namespace) -> None:
+    from tpainn.export import export_model
+
+    print(f"exported {args.model} to {export_model(args.model, args.output)}")
+
+
 def _classical(args: argparse.Namespace) -> None:
     if args.system == "verify":
         from tpainn.classical import verify_frames
@@ -161,6 +167,11 @@ def parser() -> argparse.ArgumentParser:
                           help="for registry datasets: the standard test split, the training pool, or all frames")
     evaluate.add_argument("--output", default="evaluation", help="directory for metrics.json and parity.png")
     evaluate.set_defaults(handler=_evaluate)
+
+    export = commands.add_parser("export", help="TorchScript file with metadata for the C++ engine (ASE, LAMMPS)")
+    export.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
+    export.add_argument("--output", "-o", type=Path, required=True, help="exported file, e.g. water.pt")
+    export.set_defaults(handler=_export)
 
     analyze = commands.add_parser("analyze", help="density, diffusion and RDFs of water MD runs; one report for all")
     analyze.add_argument("run_dirs", nargs="+", type=Path, help="run directories written by `tpainn md water`")

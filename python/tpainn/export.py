@@ -1,0 +1,126 @@
+"""TorchScript export of a trained model, with the metadata that makes the file self-contained.
+
+An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
+("tpainn-exported-model 1", the format tag and version that `load_model` below and the C++ engine
+(csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
+layers, units, network dtype, versions and the training provenance, for people and tools; the engine
+reads what it needs from the scripted model's own attributes). Units: positions and cell Å, energies eV, forces eV/Å, virial eV, stress eV/Å³.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import torch
+from ase.data import atomic_numbers
+
+from tpainn.model import PaiNN
+
+EXPORT_FORMAT = "tpainn-exported-model"
+# Bump when the file layout or the forward signature changes; csrc/engine.cpp checks the same number.
+FORMAT_VERSION = 1
+METADATA_FILE = "tpainn_metadata.json"
+# "<format tag> <format version>": what the C++ engine checks (it reads species, cutoff and layers from the
+# scripted model's attributes and passes the JSON metadata through unparsed).
+FORMAT_FILE = "tpainn_format"
+UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "virial": "eV", "stress": "eV/Å^3"}
+
+
+def export_metadata(model: PaiNN) -> Dict[str, Any]:
+    from tpainn import __version__
+
+    hyperparameters = model.hyperparameters
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "species": list(model.species),
+        "atomic_numbers": [atomic_numbers[s] for s in model.species],
+        "cutoff": model.cutoff,
+        "n_interactions": model.n_interactions,
+        "receptive_field": model.cutoff * model.n_interactions,
+        "units": UNITS,
+        "dtype": hyperparameters["dtype"],
+        "hyperparameters": hyperparameters,
+        "tpainn_version": __version__,
+        "torch_version": torch.__version__,
+        "provenance": getattr(model, "provenance", {}),
+    }
+
+
+def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path]) -> Path:
+    """Script ``model`` (a PaiNN, or a model.pt / checkpoint.pt path) and save it with its metadata.
+
+    The file is written atomically (temporary file + rename).
+    """
+    if not isinstance(model, PaiNN):
+        from tpainn.train import load_model as load_trained_model
+
+        model = load_trained_model(model)
+    metadata = export_metadata(model)
+    # Scripting a copy leaves the caller's model (possibly in training mode) untouched.
+    scripted = torch.jit.script(copy.deepcopy(model).eval())
+    output = Path(output)
+    tmp = output.with_name(output.name + ".tmp")
+    # default=str: provenance may hold paths; the metadata must never make an export fail.
+    extra_files = {
+        METADATA_FILE: json.dumps(metadata, indent=1, default=str),
+        FORMAT_FILE: f"{EXPORT_FORMAT} {FORMAT_VERSION}",
+    }
+    torch.jit.save(scripted, str(tmp), _extra_files=extra_files)
+    os.replace(tmp, output)
+    return output
+
+
+@dataclass
+class ExportedModel:
+    """An exported model loaded in Python: the TorchScript module (PaiNN.forward) and its metadata."""
+
+    module: torch.jit.ScriptModule
+    metadata: Dict[str, Any]
+    path: Path
+
+    @property
+    def species(self) -> list:
+        return self.metadata["species"]
+
+    @property
+    def cutoff(self) -> float:
+        return self.metadata["cutoff"]
+
+
+def load_model(path: Union[str, Path], device: str = "cpu") -> ExportedModel:
+    """Load an exported T-PaiNN model (`tpainn export`) and check its format, as the C++ engine does.
+
+    Not to be confused with `tpainn.train.load_model`, which loads the training outputs (model.pt,
+    checkpoint.pt) as an eager `PaiNN` for further training or evaluation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a T-PaiNN model exported with `tpainn export`)")
+    extra = {FORMAT_FILE: "", METADATA_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except RuntimeError as err:
+        raise ValueError(
+            f"{path} is not a TorchScript file (training outputs are converted with `tpainn export MODEL -o OUT.pt`): "
+            f"{str(err).splitlines()[0]}"
+        ) from err
+    # torch.jit.load returns the extra files as bytes.
+    format_text = bytes(extra[FORMAT_FILE]).decode()
+    if not format_text:
+        raise ValueError(f"{path} is a TorchScript file but not a T-PaiNN model (it has no {FORMAT_FILE})")
+    tag, _, version = format_text.partition(" ")
+    if tag != EXPORT_FORMAT:
+        raise ValueError(f"{path} is not a T-PaiNN model (format {format_text!r})")
+    if version != str(FORMAT_VERSION):
+        raise ValueError(
+            f"{path} has export format version {version}, but this tpainn reads version {FORMAT_VERSION}: "
+            "export the model again with this version"
+        )
+    metadata = json.loads(extra[METADATA_FILE])
+    return ExportedModel(module.eval(), metadata, path)

@@ -1,0 +1,129 @@
+"""The C++ engine (through TPaiNNCalculator and tpainn._C.Engine) against the eager model and finite differences."""
+
+import numpy as np
+import pytest
+import torch
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from conftest import batch_of, water_box
+from test_model import CUTOFF, make_model
+from tpainn import TPaiNNCalculator, _C
+from tpainn.data.graph import model_inputs
+from tpainn.export import export_model
+from tpainn.neighbors import neighbor_list_atoms
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model()
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    return export_model(model, tmp_path_factory.mktemp("engine") / "model.pt")
+
+
+def eager(model, atoms):
+    stress = bool(atoms.pbc.all())
+    out = model(*model_inputs(batch_of([atoms], model.cutoff)), compute_forces=True, compute_stress=stress)
+    return {k: v.detach().numpy() for k, v in out.items()}
+
+
+def triclinic(atoms, tilt):
+    atoms.set_cell(atoms.cell.array + np.array([[0, 0, 0], [tilt, 0, 0], [0.3 * tilt, -0.5 * tilt, 0]]), scale_atoms=False)
+    return atoms
+
+
+SYSTEMS = {
+    "periodic water": lambda: water_box(16, 8.5, seed=11),
+    "triclinic water": lambda: triclinic(water_box(12, 8.0, seed=12), 1.3),
+    "molecule": lambda: water_box(5, 5.0, seed=13, pbc=False),
+    "box < 2 cutoffs": lambda: triclinic(water_box(4, 6.5, seed=14), 0.7),
+    "box < cutoff": lambda: water_box(1, 3.2, seed=15),
+    "slab (pbc x, y)": lambda: _slab(),
+}
+
+
+def _slab():
+    atoms = water_box(6, 6.0, seed=16)
+    atoms.pbc = [True, True, False]
+    return atoms
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_engine_matches_eager_model(model, exported, name):
+    atoms = SYSTEMS[name]()
+    ref = eager(model, atoms)
+    atoms.calc = TPaiNNCalculator(exported, skin=0.7)
+    assert atoms.get_potential_energy() == pytest.approx(ref["energy"][0], abs=1e-10)
+    np.testing.assert_allclose(atoms.get_potential_energies(), ref["energies"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], rtol=0, atol=1e-10)
+    assert np.abs(ref["forces"]).max() > 1e-3  # the comparison is not between zeros
+    if atoms.pbc.all():
+        np.testing.assert_allclose(atoms.get_stress(), full_3x3_to_voigt_6_stress(ref["stress"][0]), rtol=0, atol=1e-10)
+
+
+def test_prebuilt_edge_list_matches(model, exported):
+    """The entry point for LAMMPS: a caller's list with a skin gives the same results as the own list."""
+    atoms = triclinic(water_box(12, 8.0, seed=17), 0.9)
+    engine = _C.Engine(str(exported))
+    edge_index, shifts, _ = neighbor_list_atoms(atoms, CUTOFF + 1.0)
+    cell = atoms.cell.array
+    out = engine.compute_edges(atoms.positions, atoms.numbers, cell, edge_index.numpy(), shifts.numpy(), True)
+    ref = engine.compute(atoms.positions, atoms.numbers, cell, [True] * 3, True)
+    for key in ("energies", "forces", "virial"):
+        np.testing.assert_allclose(out[key], ref[key], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ref["virial"], -eager(model, atoms)["stress"][0] * atoms.get_volume(), rtol=0, atol=1e-9)
+
+
+def test_float32_network(model, exported):
+    atoms = water_box(8, 6.0, seed=18)
+    calc = TPaiNNCalculator(exported, dtype="float32")
+    assert calc.engine.dtype == "float32"
+    model32 = make_model(dtype="float32")
+    model32.load_state_dict(model.state_dict())
+    ref32, ref64 = eager(model32, atoms), eager(model, atoms)
+    atoms.calc = calc
+    np.testing.assert_allclose(atoms.get_forces(), ref32["forces"], rtol=0, atol=1e-5)
+    assert np.abs(atoms.get_forces() - ref64["forces"]).max() > 1e-9  # it really ran in float32
+
+
+def test_stress_matches_strain_derivative(exported):
+    atoms = triclinic(water_box(10, 7.0, seed=19), 1.1)
+    atoms.calc = TPaiNNCalculator(exported)
+    stress = atoms.get_stress(voigt=False)
+    h, volume = 1e-6, atoms.get_volume()
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1, -1):
+                strain = np.eye(3)
+                strain[a, b] += sign * h
+                strained = atoms.copy()
+                strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+                strained.calc = TPaiNNCalculator(exported)
+                energies.append(strained.get_potential_energy())
+            assert stress[a, b] == pytest.approx((energies[0] - energies[1]) / (2 * h) / volume, abs=1e-8)
+
+
+def test_neighbor_list_reuse_gives_identical_results(exported):
+    """skin 1 Å (reuse while moves < 0.5 Å) vs skin 0 (rebuilt every call), moves below and above skin/2."""
+    atoms = water_box(12, 7.0, seed=20)
+    reused, rebuilt = TPaiNNCalculator(exported, skin=1.0), TPaiNNCalculator(exported, skin=0.0)
+    start = atoms.positions.copy()
+    rng = np.random.default_rng(0)
+    builds, built_at = 0, None
+    for size in [0.1, 0.1, 0.1, 0.3, 0.1, 0.6, 0.05]:  # largest single-atom move of each step, Å
+        delta = rng.normal(size=start.shape)
+        atoms.positions += delta * size / np.linalg.norm(delta, axis=1).max()
+        if built_at is None or np.linalg.norm(atoms.positions - built_at, axis=1).max() > 0.5:
+            builds, built_at = builds + 1, atoms.positions.copy()
+        results = []
+        for calc in (reused, rebuilt):
+            calc.calculate(atoms, ["energy", "forces", "stress"], ["positions"])
+            results.append(dict(calc.results))
+        for key in ("energy", "energies", "forces", "stress"):
+            np.testing.assert_allclose(results[0][key], results[1][key], rtol=0, atol=1e-10)
+    assert 1 < builds < 7  # both reuse and rebuilds happened
+    assert reused.engine.neighbor_list_builds == builds
+    assert rebuilt.engine.neighbor_list_builds == 7
