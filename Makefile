@@ -11,7 +11,7 @@ export TPAINN_DATA_DIR
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-SOURCES := pyproject.toml CMakeLists.txt $(shell find python csrc -name '*.py' -o -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.yaml')
+SOURCES := pyproject.toml CMakeLists.txt $(shell find python csrc lammps-plugin -name '*.py' -o -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.yaml' -o -name CMakeLists.txt)
 
 .PHONY: demo test test-slow benchmark install clean
 
