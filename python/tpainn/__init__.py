@@ -1,14 +1,26 @@
-"""T-PaiNN: PaiNN potentials pretrained on classical force fields and autotuned on small DFT sets."""
+"""T-PaiNN: PaiNN potentials pretrained on classical force fields and autotuned on small DFT sets.
 
-from tpainn._extension import check_extension
+The public names are imported on first use (PEP 562): `import tpainn` stays cheap and cannot fail, which
+matters because LAMMPS imports `tpainn.lammps_plugin` (the `lammps.plugins` entry point) in every `lmp`
+and `import lammps`, where neither torch nor the C++ extension is needed.
+"""
 
-check_extension()
+import importlib
 
 __version__ = "0.1.0"
 
-from tpainn.calculator import TPaiNNCalculator  # noqa: E402
-from tpainn.export import export_model, load_model  # noqa: E402  (exported models; tpainn.train.load_model: training outputs)
-from tpainn.model import PaiNN  # noqa: E402
-from tpainn.neighbors import neighbor_list  # noqa: E402
+# name -> module that defines it. load_model loads exported models; tpainn.train.load_model training outputs.
+_PUBLIC = {
+    "PaiNN": "tpainn.model",
+    "TPaiNNCalculator": "tpainn.calculator",
+    "export_model": "tpainn.export",
+    "load_model": "tpainn.export",
+    "neighbor_list": "tpainn.neighbors",
+}
+__all__ = [*_PUBLIC, "__version__"]
 
-__all__ = ["PaiNN", "TPaiNNCalculator", "export_model", "load_model", "neighbor_list", "__version__"]
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'tpainn' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

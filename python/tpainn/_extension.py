@@ -1,10 +1,12 @@
 """Load the compiled extension and make sure it matches the installed torch."""
 
+from types import ModuleType
+
 import torch
 
 
-def check_extension() -> None:
-    """Fail early, with the fix, when the C++ extension was built against another torch."""
+def load_extension() -> ModuleType:
+    """tpainn._C, or an ImportError with the fix when it is missing or was built against another torch."""
     try:
         from tpainn import _C
     except ImportError as err:
@@ -17,3 +19,4 @@ def check_extension() -> None:
             f"tpainn's C++ extension was built against torch {_C.torch_version}, but torch {torch.__version__} "
             "is installed. Rebuild it: `pip install --no-build-isolation --force-reinstall --no-deps .`"
         )
+    return _C

@@ -14,7 +14,9 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from tpainn import _C
+from tpainn._extension import load_extension
+
+_C = load_extension()
 
 
 class TPaiNNCalculator(Calculator):

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tpainn import _C
+from tpainn._extension import load_extension
+
+_C = load_extension()
 
 __all__ = ["neighbor_list", "neighbor_list_atoms"]
 
