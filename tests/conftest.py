@@ -55,3 +55,19 @@ def pretrained_model(tmp_path_factory, data_dir) -> Path:
     config["model"]["n_interactions"] = 2
     train(config)
     return tmp_path / "pretrain" / "model.pt"
+
+
+def strain_derivative(atoms: Atoms, energy, h: float = 1e-6) -> np.ndarray:
+    """(1/V) ∂E/∂ε by central differences of `energy(strained_atoms)` (eV/Å³, the ASE stress convention)."""
+    derivative = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            energies = []
+            for sign in (1, -1):
+                strain = np.eye(3)
+                strain[a, b] += sign * h
+                strained = atoms.copy()
+                strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+                energies.append(energy(strained))
+            derivative[a, b] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+    return derivative
