@@ -33,3 +33,18 @@ def test_tiny_learning_curve_writes_results(tmp_path, pretrained_model, capsys):
         assert configs[0]["epochs"] == configs[1]["epochs"]
     # Rerunning resumes the finished runs instead of failing on their checkpoints.
     assert cli(["experiment", "learning-curve", str(tmp_path / "curve.yaml")]) == 0
+
+
+def test_min_steps_raises_epochs_of_small_sets_only(tmp_path):
+    from tpainn.experiments.learning_curve import run_config
+
+    train_config, _ = tiny_config(tmp_path, "unused", 40)
+    train_config["early_stopping_patience"] = 20
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_config))
+    experiment = {"train_config": str(tmp_path / "train.yaml"), "overrides": [], "pretrained": "x.pt",
+                  "dataset": "water-revpbe0-d3", "val_fraction": 0.1, "min_steps": 500, "output_dir": str(tmp_path)}  # fmt: skip
+    small = run_config(experiment, "scratch", 5, 0)  # 4 training frames, batch 2: 2 steps per epoch
+    assert (small["epochs"], small["early_stopping_patience"]) == (250, 125)
+    large = run_config(experiment, "autotuned", 90, 0)  # 81 frames: 41 steps per epoch, 40 epochs > 500 steps
+    assert (large["epochs"], large["early_stopping_patience"]) == (40, 20)
+    assert large["autotune"]["from"] == "x.pt" and small["autotune"]["from"] is None

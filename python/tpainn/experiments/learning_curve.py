@@ -1,6 +1,7 @@
 """Learning curves: test error vs number of DFT frames N, autotuned from a pretrained model vs from scratch.
 
-For every N and seed both arms use the same training config (model size, epochs, schedule), the same
+For every N and seed both arms use the same training config (model size, epochs, schedule; at least
+`min_steps` optimizer steps, so small N means more epochs), the same
 N frames (drawn from the pool by the seed's permutation, so the sets of one seed are nested in N;
 n_val = max(1, round(val_fraction·N)) of them validate, the rest train) and the same fixed test set. Every run is a normal training run in
 its own directory, so an interrupted experiment resumes where it stopped.
@@ -26,6 +27,9 @@ EXPERIMENT_DEFAULTS: Dict[str, Any] = {
     "sizes": [5, 10, 20, 50, 90],  # DFT frames (training + validation)
     "seeds": [0, 1],
     "val_fraction": 0.1,
+    # Small N gives few gradient steps per epoch: every run gets at least this many optimizer steps
+    # (its epochs are raised), so that the small-N runs are trained as far as the large-N ones.
+    "min_steps": 0,
     "output_dir": "runs/learning-curve",
 }
 ARMS = ("scratch", "autotuned")
@@ -52,6 +56,11 @@ def run_config(experiment: Dict[str, Any], arm: str, size: int, seed: int) -> Di
     n_val = max(1, round(experiment["val_fraction"] * size))
     config["data"] = {"dataset": experiment["dataset"], "test": "standard"}
     config["split"] = {"n_train": size - n_val, "n_val": n_val, "seed": seed}
+    steps_per_epoch = math.ceil((size - n_val) / config["optimizer"]["batch_size"])
+    epochs = max(config["epochs"], math.ceil(experiment["min_steps"] / steps_per_epoch))
+    # patience scales with the epochs: it counts the same number of optimizer steps
+    config["early_stopping_patience"] = math.ceil(config["early_stopping_patience"] * epochs / config["epochs"])
+    config["epochs"] = epochs
     config["seed"] = seed
     config["autotune"]["from"] = str(experiment["pretrained"]) if arm == "autotuned" else None
     config["output_dir"] = str(Path(experiment["output_dir"]) / f"{arm}-N{size}-seed{seed}")
