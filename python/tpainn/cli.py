@@ -92,6 +92,25 @@ def _analyze(args: argparse.Namespace) -> None:
     print(f"report: {paths['markdown']} and {paths['html']}")
 
 
+def _md(args: argparse.Namespace) -> None:
+    from tpainn.md import ExternalProgramError, MDSettings, run_water
+
+    settings = MDSettings.for_scale(
+        args.scale, n_molecules=args.n_molecules, temperature_K=args.temperature, pressure_bar=args.pressure,
+        timestep_fs=args.timestep_fs, equilibration_ps=args.equilibration_ps, npt_ps=args.npt_ps,
+        production_ps=args.production_ps, production_ensemble=args.production, tdamp_fs=args.tdamp_fs,
+        pdamp_fs=args.pdamp_fs, thermo_every_fs=args.thermo_every_fs, dump_every_fs=args.dump_every_fs,
+        restart_every_ps=args.restart_every_ps, minimize_iterations=args.minimize_iterations, seed=args.seed,
+    )  # fmt: skip
+    try:
+        summary = run_water(args.output, args.model, settings, label=args.label, mpi=args.mpi, device=args.device,
+                            dtype=args.dtype)  # fmt: skip
+    except ExternalProgramError as err:
+        raise SystemExit(f"tpainn md: error: {err}") from err
+    print(f"{args.output}: stages {', '.join(s['name'] for s in summary['stages'])} done; "
+          f"analyse with `tpainn analyze {args.output} -o REPORT_DIR`")  # fmt: skip
+
+
 def _experiment(args: argparse.Namespace) -> None:
     from tpainn.experiments.learning_curve import load_experiment, run_learning_curve
 
@@ -185,6 +204,38 @@ def parser() -> argparse.ArgumentParser:
     analyze.add_argument("--viscosity", type=float, default=None,
                          help="shear viscosity for the Yeh–Hummer correction, mPa·s (default: experiment, 0.896)")
     analyze.set_defaults(handler=_analyze)
+
+    from tpainn.md.settings import PRODUCTION_ENSEMBLES, SCALES, MDSettings
+
+    defaults = MDSettings()
+    md = commands.add_parser("md", help="production MD in LAMMPS into a run directory for `tpainn analyze`")
+    md_systems = md.add_subparsers(dest="system", required=True)
+    md_water = md_systems.add_parser(
+        "water", help="liquid water: minimise, NVT, NPT (density), NVT/NVE production (transport); continues a killed run")
+    md_water.add_argument("--model", required=True, help="spcfw, qtip4pf, or a T-PaiNN model exported with `tpainn export`")
+    md_water.add_argument("--output", "-o", type=Path, required=True, help="run directory (continued if it holds a run)")
+    md_water.add_argument("--label", default=None, help="the model's name in reports (default: SPC/Fw, q-TIP4P/F, file stem)")
+    presets = "; ".join(f"{name} {p['equilibration_ps']:g} + {p['npt_ps']:g} + {p['production_ps']:g} ps" for name, p in SCALES.items())
+    md_water.add_argument("--scale", choices=list(SCALES), default="quick", help=f"preset stage lengths: {presets}")
+    md_water.add_argument("--equilibration-ps", type=float, default=None, help="NVT equilibration (ps; default: --scale)")
+    md_water.add_argument("--npt-ps", type=float, default=None, help="NPT stage for the density (ps; default: --scale)")
+    md_water.add_argument("--production-ps", type=float, default=None, help="production stage (ps; default: --scale)")
+    md_water.add_argument("--production", choices=PRODUCTION_ENSEMBLES, default=None, help=f"production ensemble (default {defaults.production_ensemble})")
+    md_water.add_argument("--n-molecules", type=int, default=None, help=f"default {defaults.n_molecules}")
+    md_water.add_argument("--temperature", type=float, default=None, help=f"K (default {defaults.temperature_K:g})")
+    md_water.add_argument("--pressure", type=float, default=None, help=f"bar (default {defaults.pressure_bar:g})")
+    md_water.add_argument("--timestep-fs", type=float, default=None, help=f"default {defaults.timestep_fs:g}")
+    md_water.add_argument("--tdamp-fs", type=float, default=None, help=f"thermostat damping time (default {defaults.tdamp_fs:g})")
+    md_water.add_argument("--pdamp-fs", type=float, default=None, help=f"barostat damping time (default {defaults.pdamp_fs:g})")
+    md_water.add_argument("--thermo-every-fs", type=float, default=None, help=f"log interval (default {defaults.thermo_every_fs:g})")
+    md_water.add_argument("--dump-every-fs", type=float, default=None, help=f"trajectory frame interval (default {defaults.dump_every_fs:g})")
+    md_water.add_argument("--restart-every-ps", type=float, default=None, help=f"restart file interval (default {defaults.restart_every_ps:g})")
+    md_water.add_argument("--minimize-iterations", type=int, default=None, help=f"default {defaults.minimize_iterations}")
+    md_water.add_argument("--seed", type=int, default=None, help=f"Packmol box and initial velocities (default {defaults.seed})")
+    md_water.add_argument("--mpi", type=int, default=1, help="MPI ranks: run `mpirun -np MPI lmp` (default 1: `lmp`)")
+    md_water.add_argument("--device", default=None, help="pair_style tpainn device: cpu, cuda, cuda:K (default cpu)")
+    md_water.add_argument("--dtype", choices=["float32", "float64"], default=None, help="network precision (default: the model's)")
+    md.set_defaults(handler=_md)
     return p
 
 

@@ -184,7 +184,7 @@ def real_space_cutoff(n_molecules: int, densities: Sequence[float]) -> float:
     return min(CUTOFF_MAX, max(CUTOFF_MIN, math.floor(half_edge * 100.0) / 100.0))
 
 
-def _molecule_geometry(model: WaterModel) -> np.ndarray:
+def molecule_geometry(model: WaterModel) -> np.ndarray:
     """O, H, H at the bond length and angle of the model's potential minimum, O at the origin."""
     half = math.radians(model.angle_theta0) / 2.0
     r0 = model.bond_r0
@@ -213,7 +213,7 @@ def initial_positions(model: WaterModel, n_molecules: int, length: float, rng: n
     spacing = length / k
     sites = (np.stack(np.meshgrid(*[np.arange(k)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5) * spacing
     sites = sites[rng.permutation(k**3)[:n_molecules]]
-    local = _molecule_geometry(model)
+    local = molecule_geometry(model)
     local -= local.mean(axis=0)  # rotate about the molecule's centre
     placed = np.empty((0, 3))
     for site in sites:

@@ -1,0 +1,121 @@
+"""The potential of a `tpainn md water` run: an exported T-PaiNN model (`pair_style tpainn`) or a classical
+flexible water model (SPC/Fw, q-TIP4P/F, with the force field of tpainn.classical.water), as LAMMPS commands.
+
+Both use the same data file (atom_style full, type 1 = O, type 2 = H, O–H bonds and the H–O–H angle).
+For T-PaiNN the bonds only carry the molecules (for the analysis): bond and angle styles are `zero`, and
+`special_bonds lj/coul 1 1 1` keeps bonded pairs in the neighbour list. LAMMPS leaves out of the list the
+pairs whose special factor is 0, which is its default for 1–2 and 1–3 neighbours, and the T-PaiNN graph
+needs every pair within the cutoff, intramolecular ones included (tests/test_md_water.py checks the
+energy against TPaiNNCalculator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tpainn.classical.water import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
+
+# Atom types of the data file, in type order (pair_coeff * * maps them to the model's species).
+TYPE_ELEMENTS = ("O", "H")
+# Commands that define the system before a box exists; read_restart restores them from the file itself.
+SYSTEM_COMMANDS = ("units", "atom_style", "boundary")
+# The density the box is packed at; the NPT stage finds the model's own.
+INITIAL_DENSITY_G_CM3 = 1.0
+
+
+@dataclass(frozen=True)
+class UnitStyle:
+    """A LAMMPS unit style: how its time and pressure units relate to fs and bar."""
+
+    name: str
+    fs_per_time_unit: float
+    bar_per_pressure_unit: float
+
+
+METAL = UnitStyle("metal", 1000.0, 1.0)  # eV, Å, ps, bar: what pair_style tpainn computes in
+REAL = UnitStyle("real", 1.0, 1.01325)  # kcal/mol, Å, fs, atm: the classical force fields' units
+
+
+@dataclass(frozen=True)
+class Potential:
+    """LAMMPS commands of a potential: before the box (system), after it (styles, then coefficients)."""
+
+    title: str  # the default label of the run
+    source: str  # the model as given: classical model name or model file
+    units: UnitStyle
+    topology: WaterModel  # molecule geometry for packing, charges for the data file
+    system_commands: tuple[str, ...]
+    style_commands: tuple[str, ...]
+    coefficient_commands: tuple[str, ...]
+    identity: dict  # what identifies the potential: must be the same when a run is continued
+
+
+def resolve_potential(model: str, n_molecules: int, device: str | None = None, dtype: str | None = None) -> Potential:
+    """`model`: 'spcfw' / 'qtip4pf' (or their titles) or the path of an exported T-PaiNN model."""
+    try:
+        classical = water_model(model)
+    except ValueError:
+        return tpainn_potential(Path(model), device, dtype)
+    if device is not None or dtype is not None:
+        raise ValueError(f"device and dtype apply to T-PaiNN models only, not to the classical model {classical.title}")
+    return classical_potential(classical, n_molecules)
+
+
+def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Potential:
+    """pair_style tpainn with the model file `path`, checked to be an exported model that knows O and H."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model {str(path)!r}: no such file, and not a classical water model (choose one of "
+            f"{', '.join(MODELS)} or a T-PaiNN model exported with `tpainn export`)"
+        )
+    from tpainn.export import load_model
+
+    species = load_model(path).species  # ValueError with the reason if it is no exported T-PaiNN model
+    missing = [element for element in TYPE_ELEMENTS if element not in species]
+    if missing:
+        raise ValueError(f"model {path}: its species {species} lack {', '.join(missing)}; water needs O and H")
+    options = "".join(f" {key} {value}" for key, value in (("device", device), ("dtype", dtype)) if value is not None)
+    # Charges are meaningless for T-PaiNN: the data file carries neutral atoms (SPC/Fw geometry for packing).
+    topology = dataclasses.replace(MODELS["spcfw"], charge_O=0.0, charge_H=0.0)
+    return Potential(
+        title=path.stem,
+        source=str(path.resolve()),
+        units=METAL,
+        topology=topology,
+        system_commands=("units metal", "atom_style full", "boundary p p p"),
+        # Quoted: LAMMPS splits arguments at blanks, and paths may contain them.
+        style_commands=("bond_style zero", "angle_style zero", f'pair_style tpainn "{path.resolve()}"{options}'),
+        coefficient_commands=("bond_coeff *", "angle_coeff *", f"pair_coeff * * {' '.join(TYPE_ELEMENTS)}",
+                              "special_bonds lj/coul 1.0 1.0 1.0"),  # fmt: skip
+        # By content, not path: a model file that moved is the same model.
+        identity={"kind": "tpainn", "sha256": _sha256(path), "species": species, "dtype": dtype},
+    )
+
+
+def classical_potential(model: WaterModel, n_molecules: int) -> Potential:
+    """The force field of tpainn.classical.water at the sampling MD's PPPM accuracy and Ewald splitting."""
+    cutoff = real_space_cutoff(n_molecules, [INITIAL_DENSITY_G_CM3])
+    before, after = force_field_commands(model, cutoff, MD_KSPACE_ACCURACY, smooth=False)
+    return Potential(
+        title=model.title,
+        source=model.name,
+        units=REAL,
+        topology=model,
+        system_commands=tuple(c for c in before if c.split()[0] in SYSTEM_COMMANDS),
+        style_commands=tuple(c for c in before if c.split()[0] not in SYSTEM_COMMANDS),
+        # The generator's thermo settings give way to the run's own (THERMO_STYLE in lammps_input).
+        coefficient_commands=tuple(c for c in after if c.split()[0] not in ("thermo", "thermo_style", "thermo_modify")),
+        identity={"kind": "classical", "name": model.name, "parameters": model.parameters(), "cutoff_A": cutoff,
+                  "kspace_accuracy": MD_KSPACE_ACCURACY},  # fmt: skip
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
