@@ -203,21 +203,24 @@ class H5Frames(Sequence):
             self.metadata: dict = json.loads(f.attrs["metadata"])
             self.has_forces = "forces" in f
         self._file: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._file_pid: int | None = None
 
-    def _handle(self) -> h5py.File:
+    def _handle(self) -> dict[str, h5py.Dataset]:
+        """The file's datasets by name; looked up once per open (a lookup costs as much as a frame read)."""
         if self._file is None or self._file_pid != os.getpid():
             self._file = h5py.File(self.path, "r")
+            self._datasets = {name: self._file[name] for name in self._file}
             self._file_pid = os.getpid()
-        return self._file
+        return self._datasets
 
     def close(self) -> None:
         if self._file is not None and self._file_pid == os.getpid():
             self._file.close()
-        self._file = None
+        self._file, self._datasets = None, {}
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None, "_file_pid": None}
+        return {**self.__dict__, "_file": None, "_datasets": {}, "_file_pid": None}
 
     def __len__(self) -> int:
         return self._n_frames
