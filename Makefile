@@ -34,7 +34,7 @@ $(VENV)/.installed: $(VENV)/.toolchain $(SOURCES)
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/tpainn train examples/water/train.yaml
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/water/demo.sh
 
 test: install
 	$(PY) -m pytest tests
@@ -44,6 +44,8 @@ test-slow: install
 
 benchmark: install
 	$(PY) benchmarks/neighbor_list.py
+	$(PY) benchmarks/engine_speed.py
+	$(PY) benchmarks/lammps_speed.py
 
 clean:
 	rm -rf build $(VENV) runs

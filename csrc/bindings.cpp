@@ -10,6 +10,7 @@
 
 #include "cell_list.h"
 #include "engine.h"
+#include "ops/register_ops.h"
 
 namespace {
 
@@ -113,6 +114,8 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "tpainn C++ extension";
   // Checked on import by tpainn._extension: libtorch has no stable ABI across versions.
   m.attr("torch_version") = TPAINN_TORCH_VERSION;
+  // torch.ops.tpainn.* for scripting and running fused models in Python (tpainn.model.fused).
+  tpainn::ops::register_ops();
   m.def("cell_list", &cell_list, py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
         py::call_guard<py::gil_scoped_release>(),
         "O(N) cell-list neighbour search; use tpainn.neighbors.neighbor_list, which validates the input.\n"

@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 
 #include "cell_list.h"
+#include "ops/register_ops.h"
 
 namespace tpainn {
 namespace {
@@ -34,6 +36,20 @@ void check_format(const std::string& path, const std::string& format) {
     throw std::invalid_argument(path + " has export format version " + std::to_string(version) +
                                 ", but this tpainn reads version " + std::to_string(kExportFormatVersion) +
                                 ": export the model again with this version");
+}
+
+[[noreturn]] void throw_load_error(const std::string& path, const std::string& what) {
+  const std::string unknown_op = "Unknown builtin op: ";
+  const size_t op = what.find(unknown_op + "tpainn::");
+  if (op != std::string::npos) {
+    const size_t name = op + unknown_op.size();
+    throw std::invalid_argument(path + " is a fused T-PaiNN export: it calls " +
+                                what.substr(name, what.find_first_of(". \n", name) - name) +
+                                ", which this tpainn build does not have. Update tpainn, or export the model again "
+                                "with fused=False");
+  }
+  throw std::invalid_argument(path + " is not a TorchScript file (training outputs are converted with "
+                              "`tpainn export MODEL -o OUT.pt`): " + what.substr(0, what.find('\n')));
 }
 
 // What the engine needs is an attribute of the scripted PaiNN itself (tpainn/model/potential.py).
@@ -76,6 +92,59 @@ struct Graph {
   std::vector<int64_t> index_i, index_j, shifts;
 };
 
+// The atoms sorted along a Z-order (Morton) curve of cutoff/2 bins, with the edges renumbered to match. Every
+// edge makes the model read its neighbour's features; with atoms in arbitrary order (ASE, built boxes) these
+// reads miss the caches once the features outgrow them, and the fused model's per-atom cost grew by 30 % from
+// 192 to 5,184 atoms. In this order an atom's neighbours are mostly close to it in memory.
+struct SpatialOrder {
+  std::vector<int64_t> order;  // sorted position -> the caller's atom index
+  std::vector<double> positions;
+  std::vector<int64_t> numbers;
+  Atoms atoms;
+  Graph graph;
+
+  SpatialOrder(const Atoms& a, const Graph& g, double bin) : order(a.n_atoms), atoms(a) {
+    const int64_t n = a.n_atoms;
+    std::array<double, 3> lowest{0.0, 0.0, 0.0};
+    for (int64_t i = 0; i < n; ++i)
+      for (int d = 0; d < 3; ++d) lowest[d] = std::min(lowest[d], a.positions[3 * i + d]);
+    std::vector<uint64_t> key(n, 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int d = 0; d < 3; ++d) {
+        const uint64_t cell = uint64_t((a.positions[3 * i + d] - lowest[d]) / bin) & 0x1fffff;  // 21 bits
+        for (int bit = 0; bit < 21; ++bit) key[i] |= ((cell >> bit) & 1) << (3 * bit + d);
+      }
+    std::iota(order.begin(), order.end(), int64_t{0});
+    std::stable_sort(order.begin(), order.end(), [&key](int64_t x, int64_t y) { return key[x] < key[y]; });
+    std::vector<int64_t> rank(n);
+    positions.resize(3 * n);
+    numbers.resize(n);
+    for (int64_t k = 0; k < n; ++k) {
+      rank[order[k]] = k;
+      std::copy_n(a.positions + 3 * order[k], 3, positions.data() + 3 * k);
+      numbers[k] = a.numbers[order[k]];
+    }
+    atoms.positions = positions.data();
+    atoms.numbers = numbers.data();
+    graph.shifts = g.shifts;
+    graph.index_i.reserve(g.index_i.size());
+    graph.index_j.reserve(g.index_j.size());
+    for (size_t e = 0; e < g.index_i.size(); ++e) {
+      graph.index_i.push_back(rank[g.index_i[e]]);
+      graph.index_j.push_back(rank[g.index_j[e]]);
+    }
+  }
+
+  // Per-atom results back in the caller's order (energy and virial do not depend on it).
+  void restore(Result& r) const {
+    const Result sorted = r;
+    for (size_t k = 0; k < order.size(); ++k) {
+      r.energies[order[k]] = sorted.energies[k];
+      std::copy_n(sorted.forces.data() + 3 * k, 3, r.forces.data() + 3 * order[k]);
+    }
+  }
+};
+
 }  // namespace
 
 struct Engine::Impl {
@@ -96,12 +165,13 @@ struct Engine::Impl {
   void load(const std::string& path) {
     if (!std::ifstream(path).good()) throw std::invalid_argument(path + ": no such file or not readable");
     torch::jit::ExtraFilesMap extra{{kFormatFile, ""}, {kMetadataFile, ""}};
+    ops::register_ops();  // fused exports call torch.ops.tpainn.*
     try {
       module = torch::jit::load(path, device, extra);
     } catch (const c10::Error& err) {
-      const std::string what = err.what_without_backtrace();
-      throw std::invalid_argument(path + " is not a TorchScript file (training outputs are converted with "
-                                  "`tpainn export MODEL -o OUT.pt`): " + what.substr(0, what.find('\n')));
+      throw_load_error(path, err.what_without_backtrace());
+    } catch (const torch::jit::ErrorReport& err) {  // the file's code does not compile here, e.g. an unknown op
+      throw_load_error(path, err.what());
     }
     check_format(path, extra[kFormatFile]);
     meta = read_metadata(module);
@@ -226,6 +296,13 @@ struct Engine::Impl {
   }
 
   Result run(const Atoms& a, const Graph& g, bool virial) {
+    const SpatialOrder sorted(a, g, 0.5 * meta.cutoff);
+    Result r = run_in_given_order(sorted.atoms, sorted.graph, virial);
+    sorted.restore(r);
+    return r;
+  }
+
+  Result run_in_given_order(const Atoms& a, const Graph& g, bool virial) {
     const int64_t n = a.n_atoms;
     torch::Tensor positions;
     std::vector<torch::jit::IValue> inputs = model_inputs(a, g, true, virial, positions);

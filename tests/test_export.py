@@ -42,6 +42,13 @@ def test_cli_export_round_trip(tmp_path, pretrained_model):
     ref = trained(*model_inputs(batch_of([atoms], 3.0)), compute_forces=True)
     assert atoms.get_potential_energy() == pytest.approx(ref["energy"].item(), abs=1e-10)
     np.testing.assert_allclose(atoms.get_forces(), ref["forces"].detach().numpy(), rtol=0, atol=1e-10)
+    assert meta["fused_operators"] == ["tpainn::painn_message"]
+    # --unfused: plain TorchScript operators, the same function.
+    assert cli(["export", str(pretrained_model), "-o", str(tmp_path / "plain.pt"), "--unfused"]) == 0
+    assert load_model(tmp_path / "plain.pt").metadata["fused_operators"] == []
+    plain = water_box(8, 6.0, seed=1)
+    plain.calc = TPaiNNCalculator(tmp_path / "plain.pt")
+    assert plain.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-10)
 
 
 def bad_files(tmp_path, pretrained_model):

@@ -50,7 +50,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from tpainn.export import export_model
 
-    print(f"exported {args.model} to {export_model(args.model, args.output)}")
+    print(f"exported {args.model} to {export_model(args.model, args.output, fused=not args.unfused)}")
 
 
 def _classical(args: argparse.Namespace) -> None:
@@ -190,6 +190,8 @@ def parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="TorchScript file with metadata for the C++ engine (ASE, LAMMPS)")
     export.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
     export.add_argument("--output", "-o", type=Path, required=True, help="exported file, e.g. water.pt")
+    export.add_argument("--unfused", action="store_true",
+                        help="plain TorchScript operators only (for libtorch loaders without tpainn; several times slower)")
     export.set_defaults(handler=_export)
 
     analyze = commands.add_parser("analyze", help="density, diffusion and RDFs of water MD runs; one report for all")

@@ -3,8 +3,11 @@
 An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
 ("tpainn-exported-model 1", the format tag and version that `load_model` below and the C++ engine
 (csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
-layers, units, network dtype, versions and the training provenance, for people and tools; the engine
-reads what it needs from the scripted model's own attributes). Units: positions and cell Å, energies eV, forces eV/Å, virial eV, stress eV/Å³.
+layers, units, network dtype, the tpainn operators the file calls, versions and the training provenance, for
+people and tools; the engine reads what it needs from the scripted model's own attributes). Fused exports
+(the default) run each message block as one C++ operator (tpainn.model.fused), registered by tpainn._C and by
+the C++ engine; TorchScript loaders without tpainn cannot run them (export with fused=False for those).
+Units: positions and cell Å, energies eV, forces eV/Å, virial eV, stress eV/Å³.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -19,7 +23,10 @@ from typing import Any, Dict, Union
 import torch
 from ase.data import atomic_numbers
 
+from tpainn._extension import load_extension
 from tpainn.model import PaiNN
+from tpainn.model.fused import OPERATORS as FUSED_OPERATORS
+from tpainn.model.fused import fuse
 
 EXPORT_FORMAT = "tpainn-exported-model"
 # Bump when the file layout or the forward signature changes; csrc/engine.cpp checks the same number.
@@ -31,7 +38,7 @@ FORMAT_FILE = "tpainn_format"
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "virial": "eV", "stress": "eV/Å^3"}
 
 
-def export_metadata(model: PaiNN) -> Dict[str, Any]:
+def export_metadata(model: PaiNN, fused: bool) -> Dict[str, Any]:
     from tpainn import __version__
 
     hyperparameters = model.hyperparameters
@@ -45,6 +52,7 @@ def export_metadata(model: PaiNN) -> Dict[str, Any]:
         "receptive_field": model.cutoff * model.n_interactions,
         "units": UNITS,
         "dtype": hyperparameters["dtype"],
+        "fused_operators": list(FUSED_OPERATORS) if fused else [],
         "hyperparameters": hyperparameters,
         "tpainn_version": __version__,
         "torch_version": torch.__version__,
@@ -52,18 +60,19 @@ def export_metadata(model: PaiNN) -> Dict[str, Any]:
     }
 
 
-def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path]) -> Path:
+def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path], fused: bool = True) -> Path:
     """Script ``model`` (a PaiNN, or a model.pt / checkpoint.pt path) and save it with its metadata.
 
-    The file is written atomically (temporary file + rename).
+    fused: run the message blocks as tpainn's fused operator (same function, several times faster in MD;
+    needs tpainn's C++ extension or engine to load). The file is written atomically (temporary file + rename).
     """
     if not isinstance(model, PaiNN):
         from tpainn.train import load_model as load_trained_model
 
         model = load_trained_model(model)
-    metadata = export_metadata(model)
+    metadata = export_metadata(model, fused)
     # Scripting a copy leaves the caller's model (possibly in training mode) untouched.
-    scripted = torch.jit.script(copy.deepcopy(model).eval())
+    scripted = torch.jit.script((fuse(model) if fused else copy.deepcopy(model)).eval())
     output = Path(output)
     tmp = output.with_name(output.name + ".tmp")
     # default=str: provenance may hold paths; the metadata must never make an export fail.
@@ -102,10 +111,22 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> ExportedModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected a T-PaiNN model exported with `tpainn export`)")
+    try:
+        load_extension()  # registers the operators that fused exports call
+        extension_error = ""
+    except ImportError as err:  # unfused exports load without it
+        extension_error = f" ({err})"
     extra = {FORMAT_FILE: "", METADATA_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except RuntimeError as err:
+        missing_operator = re.search(r"Unknown builtin op: (tpainn::\w+)", str(err))
+        if missing_operator:
+            raise ValueError(
+                f"{path} is a fused T-PaiNN export: it calls {missing_operator[1]}, which is not registered in this "
+                f"process{extension_error}. Install tpainn with its C++ extension, or export the model again with "
+                "fused=False"
+            ) from err
         raise ValueError(
             f"{path} is not a TorchScript file (training outputs are converted with `tpainn export MODEL -o OUT.pt`): "
             f"{str(err).splitlines()[0]}"

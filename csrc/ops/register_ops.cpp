@@ -1,0 +1,175 @@
+// tpainn::painn_message: the fused message block (painn_message.h) as a torch operator with a CPU kernel, and
+// an autograd kernel (torch::autograd::Function) so that a TorchScript model calling it can be differentiated
+// by the C++ engine for forces and virial. The backward is an operator too, so that other backends (CUDA)
+// can add kernels for both. First derivatives only: training uses the eager message block.
+#include "register_ops.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <memory>
+#include <mutex>
+
+#include "painn_message.h"
+
+namespace tpainn::ops {
+namespace {
+
+using at::Tensor;
+
+const char* const kForwardSchema =
+    "painn_message(Tensor s, Tensor v, Tensor x, Tensor radial, Tensor weight, Tensor unit_vectors, "
+    "Tensor centres, Tensor neighbours) -> (Tensor s_out, Tensor v_out)";
+const char* const kBackwardSchema =
+    "painn_message_backward(Tensor grad_s_out, Tensor grad_v_out, Tensor v, Tensor x, Tensor radial, "
+    "Tensor weight, Tensor unit_vectors, Tensor centres, Tensor neighbours, bool weight_gradient) "
+    "-> (Tensor grad_v, Tensor grad_x, Tensor grad_radial, Tensor grad_unit_vectors, Tensor grad_weight)";
+
+void check_shapes(const Tensor& s, const Tensor& v, const Tensor& x, const Tensor& radial, const Tensor& weight,
+                  const Tensor& unit_vectors, const Tensor& centres, const Tensor& neighbours) {
+  TORCH_CHECK(s.dim() == 2, "painn_message: s must be [N, F]");
+  const int64_t n = s.size(0), f = s.size(1), n_edges = centres.size(0), k = radial.size(-1);
+  TORCH_CHECK(v.sizes() == at::IntArrayRef({n, 3, f}), "painn_message: v must be [N, 3, F]");
+  TORCH_CHECK(x.sizes() == at::IntArrayRef({n, 3 * f}), "painn_message: x must be [N, 3F]");
+  TORCH_CHECK(radial.sizes() == at::IntArrayRef({n_edges, k}), "painn_message: radial must be [E, K]");
+  TORCH_CHECK(weight.sizes() == at::IntArrayRef({k, 3 * f}), "painn_message: weight must be [K, 3F]");
+  TORCH_CHECK(unit_vectors.sizes() == at::IntArrayRef({n_edges, 3}), "painn_message: unit_vectors must be [E, 3]");
+  TORCH_CHECK(centres.dim() == 1 && neighbours.sizes() == centres.sizes(),
+              "painn_message: centres and neighbours must be [E]");
+  TORCH_CHECK(centres.scalar_type() == at::kLong && neighbours.scalar_type() == at::kLong,
+              "painn_message: centres and neighbours must be int64");
+  for (const Tensor* t : {&v, &x, &radial, &weight, &unit_vectors})
+    TORCH_CHECK(t->scalar_type() == s.scalar_type(), "painn_message: all feature tensors must have one dtype");
+  TORCH_CHECK(s.scalar_type() == at::kFloat || s.scalar_type() == at::kDouble,
+              "painn_message: float32 or float64 only, got ", s.scalar_type());
+}
+
+// Raw pointers for the kernels (their arguments made contiguous first); `s` is set by the forward only.
+template <typename T>
+MessageInputs<T> message_inputs(const Tensor& v, const Tensor& x, const Tensor& radial, const Tensor& weight,
+                                const Tensor& unit_vectors, const Tensor& centres, const Tensor& neighbours) {
+  MessageInputs<T> in;
+  in.n_atoms = v.size(0);
+  in.n_edges = centres.size(0);
+  in.n_features = v.size(2);
+  in.n_radial = radial.size(1);
+  in.s = nullptr;
+  in.v = v.const_data_ptr<T>();
+  in.x = x.const_data_ptr<T>();
+  in.radial = radial.const_data_ptr<T>();
+  in.weight = weight.const_data_ptr<T>();
+  in.unit_vectors = unit_vectors.const_data_ptr<T>();
+  in.centres = centres.const_data_ptr<int64_t>();
+  in.neighbours = neighbours.const_data_ptr<int64_t>();
+  return in;
+}
+
+std::tuple<Tensor, Tensor> painn_message_cpu(const Tensor& s_, const Tensor& v_, const Tensor& x_,
+                                             const Tensor& radial_, const Tensor& weight_,
+                                             const Tensor& unit_vectors_, const Tensor& centres_,
+                                             const Tensor& neighbours_) {
+  check_shapes(s_, v_, x_, radial_, weight_, unit_vectors_, centres_, neighbours_);
+  const Tensor s = s_.contiguous(), v = v_.contiguous(), x = x_.contiguous(), radial = radial_.contiguous(),
+               weight = weight_.contiguous(), unit_vectors = unit_vectors_.contiguous(),
+               centres = centres_.contiguous(), neighbours = neighbours_.contiguous();
+  Tensor s_out = at::empty_like(s), v_out = at::empty_like(v);
+  AT_DISPATCH_FLOATING_TYPES(s.scalar_type(), "painn_message", [&] {
+    MessageInputs<scalar_t> in = message_inputs<scalar_t>(v, x, radial, weight, unit_vectors, centres, neighbours);
+    in.s = s.const_data_ptr<scalar_t>();
+    painn_message_forward(in, s_out.data_ptr<scalar_t>(), v_out.data_ptr<scalar_t>());
+  });
+  return {s_out, v_out};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
+    const Tensor& grad_s_out_, const Tensor& grad_v_out_, const Tensor& v_, const Tensor& x_, const Tensor& radial_,
+    const Tensor& weight_, const Tensor& unit_vectors_, const Tensor& centres_, const Tensor& neighbours_,
+    bool weight_gradient) {
+  check_shapes(grad_s_out_, v_, x_, radial_, weight_, unit_vectors_, centres_, neighbours_);
+  TORCH_CHECK(grad_v_out_.sizes() == v_.sizes(), "painn_message_backward: grad_v_out must be shaped like v");
+  const Tensor grad_s_out = grad_s_out_.contiguous(), grad_v_out = grad_v_out_.contiguous(), v = v_.contiguous(),
+               x = x_.contiguous(), radial = radial_.contiguous(), weight = weight_.contiguous(),
+               unit_vectors = unit_vectors_.contiguous(), centres = centres_.contiguous(),
+               neighbours = neighbours_.contiguous();
+  Tensor grad_v = at::empty_like(v), grad_x = at::empty_like(x), grad_radial = at::empty_like(radial),
+         grad_unit_vectors = at::empty_like(unit_vectors);
+  Tensor grad_weight = weight_gradient ? at::empty_like(weight) : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "painn_message_backward", [&] {
+    const MessageGradients<scalar_t> out{grad_v.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(),
+                                         grad_radial.data_ptr<scalar_t>(), grad_unit_vectors.data_ptr<scalar_t>(),
+                                         weight_gradient ? grad_weight.data_ptr<scalar_t>() : nullptr};
+    painn_message_backward(message_inputs<scalar_t>(v, x, radial, weight, unit_vectors, centres, neighbours),
+                           grad_s_out.const_data_ptr<scalar_t>(), grad_v_out.const_data_ptr<scalar_t>(), out);
+  });
+  return {grad_v, grad_x, grad_radial, grad_unit_vectors, grad_weight};
+}
+
+// Calls an operator below the autograd key, i.e. the kernel of the tensors' backend.
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
+class PaiNNMessage : public torch::autograd::Function<PaiNNMessage> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& s,
+                                                const Tensor& v, const Tensor& x, const Tensor& radial,
+                                                const Tensor& weight, const Tensor& unit_vectors,
+                                                const Tensor& centres, const Tensor& neighbours) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    static const auto forward_op = op<decltype(painn_message_cpu)>("tpainn::painn_message");
+    auto [s_out, v_out] = forward_op.call(s, v, x, radial, weight, unit_vectors, centres, neighbours);
+    ctx->save_for_backward({v, x, radial, weight, unit_vectors, centres, neighbours});
+    return {s_out, v_out};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    // With create_graph the returned gradients would silently have no derivatives of their own.
+    TORCH_CHECK(!at::GradMode::is_enabled(),
+                "tpainn::painn_message has first derivatives only (inference); train with the eager model");
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &v = saved[0], &x = saved[1], &radial = saved[2], &weight = saved[3];
+    Tensor grad_s_out = grad_outputs[0], grad_v_out = grad_outputs[1];
+    if (!grad_s_out.defined()) grad_s_out = at::zeros({v.size(0), v.size(2)}, v.options());
+    if (!grad_v_out.defined()) grad_v_out = at::zeros_like(v);
+    static const auto backward_op = op<decltype(painn_message_backward_cpu)>("tpainn::painn_message_backward");
+    auto [grad_v, grad_x, grad_radial, grad_unit_vectors, grad_weight] =
+        backward_op.call(grad_s_out, grad_v_out, v, x, radial, weight, saved[4], saved[5], saved[6],
+                         ctx->needs_input_grad(4));
+    // s_out = s + messages: dL/ds = dL/ds_out.
+    return {grad_s_out, grad_v, grad_x, grad_radial, grad_weight, grad_unit_vectors, Tensor(), Tensor()};
+  }
+};
+
+std::tuple<Tensor, Tensor> painn_message_autograd(const Tensor& s, const Tensor& v, const Tensor& x,
+                                                  const Tensor& radial, const Tensor& weight,
+                                                  const Tensor& unit_vectors, const Tensor& centres,
+                                                  const Tensor& neighbours) {
+  auto out = PaiNNMessage::apply(s, v, x, radial, weight, unit_vectors, centres, neighbours);
+  return {out[0], out[1]};
+}
+
+}  // namespace
+
+void register_ops() {
+  static std::once_flag once;
+  // Held for the life of this shared object: a torch::Library unregisters its operators when destroyed.
+  static std::unique_ptr<torch::Library> definitions, cpu_kernels, autograd_kernels;
+  std::call_once(once, [] {
+    if (c10::Dispatcher::singleton().findSchema({"tpainn::painn_message", ""}).has_value()) return;
+    definitions = std::make_unique<torch::Library>(torch::Library::DEF, "tpainn", std::nullopt, __FILE__, __LINE__);
+    definitions->def(kForwardSchema);
+    definitions->def(kBackwardSchema);
+    cpu_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn", c10::DispatchKey::CPU, __FILE__,
+                                                   __LINE__);
+    cpu_kernels->impl("painn_message", &painn_message_cpu);
+    cpu_kernels->impl("painn_message_backward", &painn_message_backward_cpu);
+    autograd_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn", c10::DispatchKey::Autograd,
+                                                        __FILE__, __LINE__);
+    autograd_kernels->impl("painn_message", &painn_message_autograd);
+  });
+}
+
+}  // namespace tpainn::ops
