@@ -101,6 +101,14 @@ void PairTPaiNN::init_style()
   if (force->newton_pair == 0)
     error->all(FLERR, "pair_style tpainn requires newton_pair on (forces on ghost atoms are sent home by reverse "
                "communication); remove 'newton off' from the input");
+  // Bonded pairs are dropped from the neighbour list (special factor 0) or flagged in it (other factors), but
+  // the model must see every atom within its cutoff, bonded or not: molecular inputs need factors of 1.
+  for (int k = 1; k < 4; ++k)
+    if (atom->molecular != Atom::ATOMIC && (force->special_lj[k] != 1.0 || force->special_coul[k] != 1.0))
+      error->all(FLERR, "pair_style tpainn sees bonded neighbours like any other atom: a molecular atom style "
+                 "needs 'special_bonds lj/coul 1.0 1.0 1.0' (now lj {} {} {}, coul {} {} {})",
+                 force->special_lj[1], force->special_lj[2], force->special_lj[3],
+                 force->special_coul[1], force->special_coul[2], force->special_coul[3]);
   // The model works in eV and Å (metal); real differs only in the energy unit (kcal/mol), and the virial is an
   // energy, so one factor converts energies, forces and the virial. LAMMPS turns the virial into atm itself.
   const std::string units = update->unit_style;

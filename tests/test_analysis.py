@@ -275,6 +275,23 @@ def test_cli_reports_two_runs_in_one_table(tmp_path, capsys):
     assert str(out / "report.md") in capsys.readouterr().out
 
 
+def test_cli_names_runs_it_cannot_analyse_in_the_report(tmp_path, capsys):
+    """An MD run that crashed is a row saying why, next to the runs that finished."""
+    good = write_run(tmp_path / "good", brownian_frames(0.23, 101, seed=12), BOX_A, model="finished",
+                     npt_volumes=np.random.default_rng(3).normal(1900.0, 5.0, 100))  # fmt: skip
+    crashed = write_run(tmp_path / "crashed", brownian_frames(0.23, 101, seed=13), BOX_A, model="crashed model",
+                        npt_volumes=np.full(100, 1900.0))  # fmt: skip
+    with open(crashed / "log.lammps", "a") as log:
+        log.write("ERROR: Pair tpainn: atoms 3 and 7 overlap (0.05 A)\n")
+    out = tmp_path / "report"
+    assert main(["analyze", str(good), str(crashed), "-o", str(out)]) == 0
+    rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| finished |") and rows[2].startswith("| crashed model | — |")
+    assert "not analysed: " in rows[2] and "the LAMMPS run failed: ERROR: Pair tpainn: atoms 3 and 7 overlap" in rows[2]
+    assert "atoms 3 and 7 overlap" in capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text())[1]["error"].startswith(str(crashed / "log.lammps"))
+
+
 def test_cli_error_names_the_problem(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "missing"), "-o", str(tmp_path / "report")]) == 1
     assert "missing: run directory does not exist" in capsys.readouterr().err

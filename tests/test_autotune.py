@@ -44,6 +44,19 @@ def test_refit_recovers_known_shift_and_scale(with_forces):
     assert model.energy_scale.item() == pytest.approx(true_factor, abs=1e-10)
 
 
+def test_refit_keeps_prior_of_element_absent_from_frames():
+    """Species the DFT frames lack keep the dataset's free-atom energy, not the classical reference."""
+    model = random_model(("H", "C", "O"))
+    model.reference_energies.fill_(-5.0)  # pretrained (classical) references: no prior for DFT
+    frames = [water_box(3 + seed, 5.0, seed=seed) for seed in range(3)]
+    for atoms in frames:
+        forces = 1.5 * model(*model_inputs(batch_of([atoms], 3.0)), compute_forces=True)["forces"].detach().numpy()
+        atoms.calc = SinglePointCalculator(atoms, energy=-470.0 * len(atoms) / 3, forces=forces)
+    references, factor = refit_reference_energies(model, frames, {"C": -1029.8})
+    assert references[1] == -1029.8 and model.reference_energies[1].item() == -1029.8
+    assert factor == pytest.approx(1.5) and np.isfinite(references).all()
+
+
 def autotune_config(tmp_path, pretrained_model, name, **autotune):
     config, _ = tiny_config(tmp_path, name, 2)
     config["model"]["n_interactions"] = 2
@@ -87,7 +100,7 @@ def test_bad_autotune_inputs(tmp_path, pretrained_model):
         train(config)
     carbon_model = tmp_path / "hc.pt"
     save_atomic(model_file(random_model(("H", "C")), {}), carbon_model)
-    with pytest.raises(ValueError, match="contains O, which the pretrained model .* does not know"):
+    with pytest.raises(ValueError, match="contain O, which the pretrained model .* does not know"):
         train(autotune_config(tmp_path, carbon_model, "c"))
     with pytest.raises(ValueError, match="unknown autotune.strategy 'partial'"):
         train(autotune_config(tmp_path, pretrained_model, "d", strategy="partial"))

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import h5py
@@ -280,13 +281,28 @@ def test_resumed_run_equals_uninterrupted_run(generated, tmp_path, monkeypatch):
     assert again["frames_written_this_run"] == 0 and again["frames"] == report["frames"]
 
 
+def test_larger_n_molecules_extends_the_file(generated, tmp_path):
+    """The selection is a prefix of one permutation: asking for more molecules appends the next ones."""
+    path, report = generated
+    extended = tmp_path / "extended.h5"
+    shutil.copy(path, extended)
+    again = generate_qm9(extended, n_molecules=N_MOLECULES + 2, conformers_per_molecule=CONFORMERS, progress=False)
+    assert again["resumed_after_molecules"] == N_MOLECULES and again["complete"]
+    before, after = _arrays(path), _arrays(extended)
+    n_atoms = before["offsets"][-1]
+    np.testing.assert_array_equal(after["positions"][:n_atoms], before["positions"])
+    new_ids = after["metadata"]["qm9_index"][report["frames"] :]
+    assert sorted(set(new_ids)) == sorted(select_qm9(N_MOLECULES + 2)[N_MOLECULES:].tolist())
+    assert after["metadata"]["n_molecules"] == N_MOLECULES + 2 and len(new_ids) == 2 * CONFORMERS
+
+
 def test_existing_file_with_other_settings_is_refused(generated, tmp_path):
     path, _ = generated
     before = path.read_bytes()
     with pytest.raises(ValueError, match=r"other settings \(temperature_K: file has 500.0, this run 300.0\)"):
         generate_qm9(path, n_molecules=N_MOLECULES, conformers_per_molecule=CONFORMERS, temperature=300, progress=False)
-    with pytest.raises(ValueError, match="n_molecules: file has 10, this run 11"):
-        generate_qm9(path, n_molecules=N_MOLECULES + 1, conformers_per_molecule=CONFORMERS, progress=False)
+    with pytest.raises(ValueError, match="already holds 10 molecules, more than this run's n_molecules=9"):
+        generate_qm9(path, n_molecules=N_MOLECULES - 1, conformers_per_molecule=CONFORMERS, progress=False)
     with pytest.raises(ValueError, match="conformers_per_molecule"):
         generate_qm9(path, n_molecules=N_MOLECULES, conformers_per_molecule=3, progress=False)
     assert path.read_bytes() == before

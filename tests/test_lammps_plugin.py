@@ -182,6 +182,22 @@ def test_bad_input_is_a_lammps_error(model, tmp_path, setup, pair_lines, message
         assert message in str(err.value)
 
 
+def test_molecular_input_needs_all_special_bonds(model):
+    """With LAMMPS' default special_bonds (0 0 0) the bonded O-H pairs would be missing from the model's graph."""
+    commands = box_commands(lower_triangular(water_box(2, 6.0, seed=6)))
+    commands[1] = "atom_style full"
+    commands[4] = "create_box 2 box bond/types 1 extra/bond/per/atom 2"
+    with new_lammps() as lmp:
+        lmp.commands_list([*commands, "create_atoms 1 single 1 1 1 units box", "create_atoms 2 single 1.9 1 1 units box",
+                           "bond_style zero", "bond_coeff 1", "create_bonds single/bond 1 1 2",
+                           f"pair_style tpainn {model}", "pair_coeff * * H O"])  # fmt: skip
+        with pytest.raises(Exception) as err:
+            lmp.command("run 0")
+        assert "needs 'special_bonds lj/coul 1.0 1.0 1.0' (now lj 0 0 0, coul 0 0 0)" in str(err.value)
+        lmp.commands_list(["special_bonds lj/coul 1.0 1.0 1.0", "run 0"])
+        assert lmp.extract_global("natoms") == 2 and np.isfinite(lmp.get_thermo("pe"))
+
+
 def test_unsupported_units_refused(model):
     atoms = lower_triangular(water_box(2, 6.0, seed=6))
     with new_lammps() as lmp:

@@ -29,6 +29,7 @@ from tpainn.classical.lammps_runtime import new_lammps
 from tpainn.classical.water import MD_KSPACE_ACCURACY, force_field_commands, real_space_cutoff, water_model
 from tpainn.cli import main
 from tpainn.export import export_model
+from tpainn.md.lammps_input import CONTINUATION_MARKER, last_error
 from tpainn.model import PaiNN
 
 VENV_BIN = Path(sys.executable).parent
@@ -159,6 +160,7 @@ def test_killed_run_continues_from_its_last_restart(run, model, tmp_path):
     # Nothing before the restart ran twice: one minimisation, and every thermo block starts where the one
     # before it ended, except the block the kill cut short (dropped by the log reader) and its replacement.
     assert (output / "log.lammps").read_text().count("\nminimize ") == 1
+    assert (output / "log.lammps").read_text().count(f"\n{CONTINUATION_MARKER} at stage production") == 1
     blocks = LogFile(str(output / "log.lammps")).runs
     starts, ends = [int(b["Step"][0]) for b in blocks], [int(b["Step"][-1]) for b in blocks]
     assert starts == [0, *ends[:-1]]
@@ -187,10 +189,11 @@ def test_classical_models_run_with_the_pretraining_force_field(tmp_path, name, c
         assert rows["TotEng"].std() < 0.05 * rows["PotEng"].std()
     data = mda.Universe(str(output / "system.data"), atom_style="id resid type charge x y z")
     np.testing.assert_allclose(data.atoms.charges[:3], [charge_o, -charge_o / 2, -charge_o / 2])
-    # Step 0 equals the force field of tpainn.classical.water on the same box (as its MD samples it).
+    # Step 0 equals the force field of tpainn.classical.water on the same box (as its MD samples it), plus
+    # the LJ tail correction.
     before, after = force_field_commands(water_model(name), real_space_cutoff(N_MOLECULES, [1.0]), MD_KSPACE_ACCURACY, smooth=False)
     with new_lammps() as lmp:
-        lmp.commands_list([*before, f"read_data {output / 'system.data'}", *after, "run 0"])
+        lmp.commands_list([*before, f"read_data {output / 'system.data'}", *after, "pair_modify shift no tail yes", "run 0"])
         energy = lmp.get_thermo("pe")
     assert read_thermo(output / "log.lammps")[0]["PotEng"].iloc[0] == pytest.approx(energy, rel=1e-9)
     result = analyze(output, properties=("density", "rdf"), equilibration_ps=0.0)
@@ -210,6 +213,18 @@ def test_mpi_ranks_give_the_serial_energies(run, model, tmp_path):
         got, want = parallel[parallel["Step"] == step].iloc[0], serial[serial["Step"] == step].iloc[0]
         assert got["PotEng"] == pytest.approx(want["PotEng"], rel=1e-10)
         assert got["Press"] == pytest.approx(want["Press"], rel=1e-7)
+
+
+def test_only_errors_of_the_last_attempt_fail_the_log(run, tmp_path):
+    """A run continued after a failed attempt is judged by what came after the continuation marker."""
+    good = (run / "log.lammps").read_text()
+    log = tmp_path / "log.lammps"
+    log.write_text(f"ERROR: Lost atoms (an earlier attempt)\n{CONTINUATION_MARKER} at stage nvt, step 10\n{good}")
+    assert last_error(log) is None and len(read_thermo(log)) == len(read_thermo(run / "log.lammps"))
+    log.write_text(f"{good}{CONTINUATION_MARKER} at stage nvt, step 10\nERROR: Out of range atoms\n")
+    assert last_error(log) == "ERROR: Out of range atoms"
+    with pytest.raises(ValueError, match="the LAMMPS run failed: ERROR: Out of range atoms"):
+        read_thermo(log)
 
 
 def test_failed_start_is_reported_and_retried_from_scratch(model, tmp_path):

@@ -12,9 +12,11 @@ import torch
 import yaml
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
 
 from conftest import tiny_config
 from tpainn.cli import main as cli
+from tpainn.data import atom_energies, load_dataset
 from tpainn.train import fit_reference_energies, load_config, load_model, train
 from tpainn.train.checkpoint import load_checkpoint
 from tpainn.train.reference_energies import fit_energy_scale
@@ -42,6 +44,34 @@ def test_reference_energies_minimum_norm_when_degenerate():
     assert np.isfinite([e_h, e_o]).all()
     assert e_o + 2 * e_h == pytest.approx(per_water.mean(), abs=1e-9)  # least squares of the mean
     assert e_h == pytest.approx(2 * e_o, rel=1e-12)  # minimum norm: proportional to the counts (64, 128)
+
+
+def test_element_absent_from_training_keeps_its_prior():
+    """A small random QM9 subset may hold no fluorine: F keeps its free-atom energy, the others are fitted."""
+    true = {"H": -13.6, "C": -1030.0, "N": -1480.0, "O": -2040.0}
+    molecules = ("CH4", "H2O", "NH3", "CO2", "HCN", "CH3OH")
+    frames = [labelled(s, sum(true[x] for x in Atoms(s).get_chemical_symbols())) for s in molecules]
+    prior = atom_energies("qm9")
+    fitted = fit_reference_energies(frames, ["H", "C", "N", "O", "F"], prior)
+    np.testing.assert_allclose(fitted[:4], list(true.values()), rtol=0, atol=1e-9)
+    assert fitted[4] == prior["F"] and prior["F"] == pytest.approx(-99.718730 * 27.211386, rel=1e-6)
+    with pytest.warns(UserWarning, match=r"element\(s\) F occur in none of the 6 training frames"):
+        assert fit_reference_energies(frames, ["H", "C", "N", "O", "F"])[4] == 0.0
+
+
+def test_model_covers_elements_only_the_test_set_has(tmp_path, data_dir):
+    """The model's species come from every split: a test frame with an element no training frame has is
+    predicted (with a warning about its reference energy), not refused."""
+    test_frames = load_dataset("water-revpbe0-d3")[-2:]
+    for atoms in test_frames:
+        atoms.numbers[1] = 9  # one H -> F
+    write(tmp_path / "test.extxyz", test_frames)
+    config, _ = tiny_config(tmp_path, "f", 1)
+    config["data"]["test"] = str(tmp_path / "test.extxyz")
+    with pytest.warns(UserWarning, match=r"element\(s\) F occur in none of the 4 training frames"):
+        metrics = train(config)
+    assert load_model(tmp_path / "f" / "model.pt").species == ["H", "O", "F"]
+    assert metrics["n_frames"] == 2 and np.isfinite(metrics["energy_per_atom_mae"])
 
 
 def test_energy_scale_is_force_rms():

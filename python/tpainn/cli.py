@@ -81,15 +81,17 @@ def _classical(args: argparse.Namespace) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> None:
-    from tpainn.analysis import analyze, write_report
+    from tpainn.analysis import analyze_runs, write_report
 
-    results = [
-        analyze(run_dir, properties=tuple(args.properties), equilibration_ps=args.equilibration_ps,
-                fit_window_ps=args.fit_window_ps, viscosity_mPa_s=args.viscosity)
-        for run_dir in args.run_dirs
-    ]  # fmt: skip
+    results = analyze_runs(args.run_dirs, properties=tuple(args.properties), equilibration_ps=args.equilibration_ps,
+                           fit_window_ps=args.fit_window_ps, viscosity_mPa_s=args.viscosity)  # fmt: skip
+    failed = [r["error"] for r in results if "error" in r]
+    if len(failed) == len(results):
+        raise ValueError("no run could be analysed: " + "; ".join(failed))
     paths = write_report(results, args.output)
     print(f"report: {paths['markdown']} and {paths['html']}")
+    if failed:
+        print("not analysed (named in the report):\n  " + "\n  ".join(failed), file=sys.stderr)
 
 
 def _md(args: argparse.Namespace) -> None:

@@ -29,6 +29,7 @@ The rules (equilibration, fit window, errors, first peak) are documented in the 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tpainn.analysis.density import block_average, density
@@ -63,5 +64,19 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
     return result
 
 
-__all__ = ["EXPERIMENT", "PROPERTIES", "Run", "analyze", "block_average", "density", "diffusion", "first_peak",
+def analyze_runs(run_dirs: list[str | Path], **options) -> list[dict]:
+    """analyze() of each run (same options). A run that cannot be analysed (its MD failed, a file is missing)
+    becomes {"run_dir", "model", "error"}: the report names it and why, rather than dropping it unseen."""
+    results = []
+    for run_dir in run_dirs:
+        try:
+            results.append(analyze(run_dir, **options))
+        except (FileNotFoundError, ValueError) as err:
+            summary = Path(run_dir) / "summary.json"
+            model = json.loads(summary.read_text()).get("model") if summary.is_file() else None
+            results.append({"run_dir": str(run_dir), "model": model or Path(run_dir).name, "error": str(err)})
+    return results
+
+
+__all__ = ["EXPERIMENT", "PROPERTIES", "Run", "analyze", "analyze_runs", "block_average", "density", "diffusion", "first_peak",
            "open_run", "rdfs", "write_report", "yeh_hummer_correction"]  # fmt: skip

@@ -38,6 +38,8 @@ def write_report(results: list[dict], out_dir: str | Path) -> dict[str, Path]:
 
 
 def _row(result: dict) -> list[str]:
+    if "error" in result:
+        return [result["model"], *["—"] * (len(COLUMNS) - 2), f"{result['run_dir']}: not analysed: {result['error']}"]
     density, diffusion, oo = result.get("density"), result.get("diffusion"), result.get("rdf", {}).get("O-O")
     return [
         result["model"],

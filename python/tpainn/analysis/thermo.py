@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tpainn.md.lammps_input import last_error
+
 REQUIRED_COLUMNS = ("Step", "Temp", "PotEng", "Press", "Volume")
 
 
@@ -20,8 +22,9 @@ def read_thermo(log: Path) -> list[pd.DataFrame]:
     if not log.is_file():
         raise FileNotFoundError(f"{log}: missing (thermo output: temperature, pressure, volume)")
     parsed = LogFile(str(log))
-    if parsed.errors:
-        raise ValueError(f"{log}: the LAMMPS run failed: {parsed.errors[0].strip()}")
+    error = last_error(log)
+    if error:
+        raise ValueError(f"{log}: the LAMMPS run failed: {error}")
     blocks = [pd.DataFrame(run) for run in parsed.runs if run.get("Step")]
     if not blocks:
         raise ValueError(f"{log}: no completed thermo block (a `Step ...` header up to a `Loop time of` line)")

@@ -484,7 +484,17 @@ def _existing_run(output: Path, settings: dict) -> dict | None:
             f"output {output}: exists but was not written by generate_qm9; refusing to append to it "
             "(choose another output or delete the file)"
         )
-    differing = {key: (metadata.get(key), settings[key]) for key in _SETTING_KEYS if metadata.get(key) != settings[key]}
+    # n_molecules may grow: the selection is a prefix of one seeded permutation, so a larger run extends the file.
+    if metadata.get("molecules_done", 0) > settings["n_molecules"]:
+        raise ValueError(
+            f"output {output}: already holds {metadata['molecules_done']} molecules, more than this run's "
+            f"n_molecules={settings['n_molecules']}; a file can be extended to more molecules, not cut"
+        )
+    differing = {
+        key: (metadata.get(key), settings[key])
+        for key in _SETTING_KEYS
+        if key != "n_molecules" and metadata.get(key) != settings[key]
+    }
     if differing:
         details = "; ".join(f"{key}: file has {old!r}, this run {new!r}" for key, (old, new) in differing.items())
         raise ValueError(
@@ -528,8 +538,8 @@ def generate_qm9(
     exclude_test), runs Langevin MD at `temperature` (K) with MMFF94 around each equilibrium
     geometry and stores conformers_per_molecule frames per molecule (positions Å, energy eV,
     forces eV/Å; no cell, pbc False). Frames are appended every CHUNK_MOLECULES molecules; an
-    existing file written with the same settings is continued after the molecules it holds, one
-    with other settings is refused. `workers` > 1 samples in that many processes (same frames).
+    existing file written with the same settings is continued after the molecules it holds (or
+    extended, when n_molecules is larger than before), one with other settings is refused. `workers` > 1 samples in that many processes (same frames).
 
     The report (also in the file's metadata) counts the molecules done, used and skipped by reason
     (SKIP_REASONS), with the skipped QM9 ids. Bad arguments raise ValueError naming them.
@@ -556,6 +566,8 @@ def generate_qm9(
             write_frames(output, [], metadata=metadata)
         except (DataError, OSError) as err:
             raise ValueError(f"output {output}: cannot be written ({err})") from err
+    metadata["n_molecules"] = n_molecules
+    metadata["complete"] = metadata["molecules_done"] == n_molecules
     done_before = int(metadata["molecules_done"])
     frames_before = len(metadata["qm9_index"])
 

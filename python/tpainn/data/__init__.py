@@ -9,6 +9,7 @@ from tpainn.data.hdf5 import H5Frames, convert, write_frames
 from tpainn.data.readers import FORMATS, read, read_deepmd, read_extxyz, read_h5, read_n2p2, read_qm9
 from tpainn.data.registry import (
     DATASETS,
+    atom_energies,
     dataset_path,
     get_dataset,
     info,
@@ -23,6 +24,7 @@ __all__ = [
     "FORMATS",
     "DataError",
     "H5Frames",
+    "atom_energies",
     "atoms_to_graph",
     "collate",
     "convert",

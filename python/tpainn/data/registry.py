@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.units import Hartree
 from tqdm.auto import tqdm
 
 from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5_SUFFIXES, H5Frames
-from tpainn.data.readers import read, read_qm9
+from tpainn.data.readers import QM9_ATOM_U0_HARTREE, read, read_qm9
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Dataset:
     files: tuple[DatasetFile, ...]
     read_from: str  # the path, relative to the dataset folder, that the reader is given
     test_split: LastFramesSplit | SeededPermutationSplit
+    # Free-atom energies (eV) at the dataset's level of theory, where the dataset defines them: the prior
+    # reference energy of an element that a small training subset happens not to contain.
+    atom_energies_eV: dict[str, float] | None = None
 
 
 _MARSALEK_COMMIT = "35eca4a1e98fa7e6b7c3afc66ebf791f52255301"
@@ -193,6 +197,7 @@ DATASETS: dict[str, Dataset] = {
             files=(),
             read_from="",
             test_split=SeededPermutationSplit(test_fraction=0.1),
+            atom_energies_eV={symbol: u0 * Hartree for symbol, u0 in QM9_ATOM_U0_HARTREE.items()},
         ),
     )
 }
@@ -348,6 +353,12 @@ def provenance(spec: str) -> dict:
         "citation": dataset.citation,
         "original_units": dataset.original_units,
     }
+
+
+def atom_energies(spec: str) -> dict[str, float]:
+    """The free-atom energies (eV) a registry dataset defines; {} for other specs and datasets."""
+    dataset = DATASETS.get(spec) if isinstance(spec, str) else None
+    return dict(dataset.atom_energies_eV or {}) if dataset else {}
 
 
 def standard_split(name: str, n_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

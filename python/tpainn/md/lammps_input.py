@@ -13,12 +13,16 @@ barostat state back from the restart file (LAMMPS matches global fix state by ID
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tpainn.md.checkpoints import CHUNK_RESTART, STAGE_RESTART, StartPoint, checkpoint_command
 from tpainn.md.potentials import Potential, UnitStyle
 from tpainn.md.settings import MDSettings, Stage, derived_seeds
 from tpainn.md.trajectory import SEGMENT
 
 LOG = "log.lammps"
+# Starts the part of the log a continuation appends: ERROR lines above it belong to an attempt since replaced.
+CONTINUATION_MARKER = "# tpainn md: continued"
 DATA = "system.data"
 # The analysis needs Step Temp PotEng Press Volume; the rest is for people reading the log.
 THERMO_STYLE = "thermo_style custom step temp pe ke etotal press vol density"
@@ -107,3 +111,11 @@ def _integrator(ensemble: str, settings: MDSettings, units: UnitStyle) -> str:
 def _number(value: float) -> str:
     """12 significant digits: exact for the values people type, and no float noise (0.1 not 0.10000000000000001)."""
     return f"{value:.12g}"
+
+
+def last_error(log: Path) -> str | None:
+    """The last ERROR line of the log's final attempt (after the last continuation marker); None if none."""
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    starts = [i for i, line in enumerate(lines) if line.startswith(CONTINUATION_MARKER)]
+    errors = [line.strip() for line in lines[starts[-1] if starts else 0 :] if "ERROR" in line]
+    return errors[-1] if errors else None

@@ -107,9 +107,13 @@ def classical_potential(model: WaterModel, n_molecules: int) -> Potential:
         system_commands=tuple(c for c in before if c.split()[0] in SYSTEM_COMMANDS),
         style_commands=tuple(c for c in before if c.split()[0] not in SYSTEM_COMMANDS),
         # The generator's thermo settings give way to the run's own (THERMO_STYLE in lammps_input).
-        coefficient_commands=tuple(c for c in after if c.split()[0] not in ("thermo", "thermo_style", "thermo_modify")),
+        # Dispersion beyond the short cutoff of small boxes (6.2 Å at 64 H2O) as the mean-field tail correction
+        # of energy and pressure (unshifted LJ), the usual treatment for NPT water: without it SPC/Fw at 64 H2O came out at
+        # 0.947 g/cm³. The pretraining labels (fixed volumes, forces) do not need it.
+        coefficient_commands=(*(c for c in after if c.split()[0] not in ("thermo", "thermo_style", "thermo_modify")),
+                              "pair_modify shift no tail yes"),  # fmt: skip
         identity={"kind": "classical", "name": model.name, "parameters": model.parameters(), "cutoff_A": cutoff,
-                  "kspace_accuracy": MD_KSPACE_ACCURACY},  # fmt: skip
+                  "kspace_accuracy": MD_KSPACE_ACCURACY, "lj_tail_correction": True},  # fmt: skip
     )
 
 

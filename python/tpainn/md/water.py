@@ -28,7 +28,7 @@ from tpainn.classical.lammps_runtime import lammps_version
 from tpainn.classical.water import box_length, write_data_file
 from tpainn.md.checkpoints import (CHECKPOINTS, Checkpoint, StartPoint, finished_stages, read_checkpoints,
                                    remove_superseded_restarts, start_point)  # fmt: skip
-from tpainn.md.lammps_input import DATA, LOG, input_script
+from tpainn.md.lammps_input import CONTINUATION_MARKER, DATA, LOG, input_script, last_error
 from tpainn.md.packing import pack_water_box
 from tpainn.md.potentials import INITIAL_DENSITY_G_CM3, TYPE_ELEMENTS, Potential, resolve_potential
 from tpainn.md.programs import ExternalProgramError, find_program
@@ -133,9 +133,9 @@ def _prepare_start(run_dir: Path, start: StartPoint, stages: list[Stage], settin
         (run_dir / INPUT).write_text(script)
         _say(f"{run_dir}: {settings.n_molecules} molecules packed in a {length:.3f} A box; running {INPUT}")
         return INPUT
-    _end_log_line(run_dir / LOG)
-    (run_dir / RESUME_INPUT).write_text(script)
     stage = stages[start.stage_index]
+    _mark_continuation(run_dir / LOG, f"at stage {stage.name}, step {start.steps_done}, from {start.restart_file}")
+    (run_dir / RESUME_INPUT).write_text(script)
     _say(f"{run_dir}: continuing at stage {stage.name}, {start.steps_done} of its steps done, from "
          f"{start.restart_file}; running {RESUME_INPUT}")  # fmt: skip
     return RESUME_INPUT
@@ -149,13 +149,14 @@ def _remove_outputs(run_dir: Path) -> None:
     remove_segments(run_dir)
 
 
-def _end_log_line(log: Path) -> None:
-    """A kill can leave the log's last line unfinished: end it, so the continuation's lines start on their own."""
-    if log.is_file() and log.stat().st_size:
-        with open(log, "rb+") as f:
+def _mark_continuation(log: Path, where: str) -> None:
+    """End the log's last line (a kill can leave it unfinished), then append the continuation marker."""
+    with open(log, "ab+") as f:
+        if f.tell():
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
                 f.write(b"\n")
+        f.write(f"{CONTINUATION_MARKER} {where}\n".encode())
 
 
 def _run_lammps(run_dir: Path, input_name: str, mpi: int, on_poll) -> None:
@@ -180,12 +181,7 @@ def _run_lammps(run_dir: Path, input_name: str, mpi: int, on_poll) -> None:
     finally:
         on_poll()
     if return_code != 0:
-        raise ExternalProgramError(f"LAMMPS exited with status {return_code}: {_last_error(run_dir / LOG)} (see {run_dir / LOG})")
-
-
-def _last_error(log: Path) -> str:
-    errors = [line.strip() for line in log.read_text(errors="replace").splitlines() if "ERROR" in line] if log.is_file() else []
-    return errors[-1] if errors else "no ERROR line in the log"
+        raise ExternalProgramError(f"LAMMPS exited with status {return_code}: {last_error(run_dir / LOG) or 'no ERROR line in the log'} (see {run_dir / LOG})")
 
 
 def _sync(run_dir: Path, record: dict, stages: list[Stage]) -> None:

@@ -9,28 +9,30 @@
 """
 
 import warnings
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 
-from tpainn.data.graph import species_of
 from tpainn.model import PaiNN
 from tpainn.train.checkpoint import load_model
 from tpainn.train.evaluate import predict
-from tpainn.train.reference_energies import composition_matrix
+from tpainn.train.reference_energies import composition_matrix, prior_references, solve_references
 
 STRATEGIES = ("full", "freeze", "warmup")
 
 
-def load_pretrained(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
-    """The pretrained model, after checking that its species and hyperparameters fit this run."""
+def load_pretrained(config: Dict[str, Any], species: Sequence[str]) -> PaiNN:
+    """The pretrained model, after checking that it knows every species of the run's frames and that
+    its hyperparameters fit the config."""
     model = load_model(config["autotune"]["from"])
-    missing = sorted(set(species_of(train_frames)) - set(model.species))
+    missing = sorted(set(species) - set(model.species), key=chemical_symbols.index)
     if missing:
         raise ValueError(
-            f"the DFT set {config['data']['dataset']} contains {', '.join(missing)}, which the pretrained model "
-            f"{config['autotune']['from']} does not know (its species: {', '.join(model.species)})"
+            f"the DFT frames ({config['data']['dataset']}, test: {config['data']['test']}) contain "
+            f"{', '.join(missing)}, which the pretrained model {config['autotune']['from']} does not know "
+            f"(its species: {', '.join(model.species)})"
         )
     for key, value in config["model"].items():
         pretrained = model.hyperparameters[key]
@@ -47,8 +49,12 @@ def load_pretrained(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
     return model
 
 
-def refit_reference_energies(model: PaiNN, frames: Sequence) -> Tuple[np.ndarray, float]:
-    """Fit E ≈ C e + a E_net (minimum-norm least squares); sets and returns (e in eV, a).
+def refit_reference_energies(
+    model: PaiNN, frames: Sequence, prior: Optional[Mapping[str, float]] = None
+) -> Tuple[np.ndarray, float]:
+    """Fit E ≈ C e + a E_net (minimum-norm least squares from the prior, as in reference_energies);
+    sets and returns (e in eV, a). The pretrained (classical) references are no prior: their zero is
+    not the DFT one.
 
     With forces, a comes from F_DFT ≈ a F_net: hundreds of force components per frame pin the scale
     even for a handful of frames, where a joint energy fit of e and a would fit noise. Without forces
@@ -67,7 +73,8 @@ def refit_reference_energies(model: PaiNN, frames: Sequence) -> Tuple[np.ndarray
         # The network anti-correlates with the DFT labels: keep its scale rather than flip it.
         warnings.warn(f"refitted energy scale factor {factor:.3g} is not positive; keeping the pretrained scale")
         factor = 1.0
-    references, *_ = np.linalg.lstsq(counts, prediction["energy_ref"] - factor * network_energy, rcond=None)
+    references = solve_references(counts, prediction["energy_ref"] - factor * network_energy,
+                                  prior_references(counts, model.species, prior or {}))
     model.reference_energies.copy_(torch.as_tensor(references))
     model.energy_scale.mul_(factor)
     return references, factor
@@ -85,12 +92,12 @@ def freeze_early_layers(model: PaiNN, n_layers: int) -> None:
         module.requires_grad_(False)
 
 
-def prepare(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
+def prepare(config: Dict[str, Any], train_frames: Sequence, species: Sequence[str], prior: Mapping[str, float]) -> PaiNN:
     strategy = config["autotune"]["strategy"]
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown autotune.strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    model = load_pretrained(config, train_frames)
-    references, factor = refit_reference_energies(model, train_frames)
+    model = load_pretrained(config, species)
+    references, factor = refit_reference_energies(model, train_frames, prior)
     refs = ", ".join(f"{s} {e:.4f}" for s, e in zip(model.species, references))
     print(f"autotune: refitted reference energies (eV) {refs}; energy scale × {factor:.4f}")
     if strategy == "freeze":

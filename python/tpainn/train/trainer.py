@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from tpainn.data import load_frames, standard_split
+from tpainn.data import atom_energies, load_frames, standard_split
 from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
 from tpainn.model import PaiNN
 from tpainn.train import autotune
@@ -48,14 +48,15 @@ def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[S
     return Subset(frames, order[:n_train].tolist()), Subset(frames, order[n_train : n_train + n_val].tolist()), test_frames
 
 
-def build_model(config: Dict[str, Any], train_frames: Sequence) -> PaiNN:
-    """A PaiNN for the training set's species, with reference energies and scale fitted to it, or the
-    pretrained model prepared for autotuning."""
+def build_model(config: Dict[str, Any], train_frames: Sequence, species: Sequence[str]) -> PaiNN:
+    """A PaiNN for `species` (those of every split, so a test molecule with an element the training
+    subset lacks is still predicted), with reference energies and scale fitted to the training frames,
+    or the pretrained model prepared for autotuning."""
+    prior = atom_energies(config["data"]["dataset"])
     if config["autotune"]["from"]:
-        return autotune.prepare(config, train_frames)
-    species = species_of(train_frames)
+        return autotune.prepare(config, train_frames, species, prior)
     model = PaiNN(species, **config["model"])
-    references = fit_reference_energies(train_frames, species)
+    references = fit_reference_energies(train_frames, species, prior)
     model.reference_energies.copy_(torch.as_tensor(references))
     model.energy_scale.fill_(fit_energy_scale(train_frames, species, references))
     return model
@@ -191,7 +192,8 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     torch.manual_seed(config["seed"])
 
     train_frames, val_frames, test_frames = split_frames(config)
-    model = build_model(config, train_frames)
+    species = species_of([atoms for frames in (train_frames, val_frames, test_frames or []) for atoms in frames])
+    model = build_model(config, train_frames, species)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema_decay"]), use_buffers=True)
     opt = config["optimizer"]
     base_lr, warmup_epochs = learning_rate(config)
