@@ -44,8 +44,9 @@ test-slow: install
 
 benchmark: install
 	$(PY) benchmarks/neighbor_list.py
-	$(PY) benchmarks/engine_speed.py
+	MAIN_VENV=$(abspath $(VENV)) bash benchmarks/schnetpack-env.sh
+	.venv-bench/bin/python benchmarks/engine_speed.py
 	$(PY) benchmarks/lammps_speed.py
 
 clean:
-	rm -rf build $(VENV) runs
+	rm -rf build $(VENV) .venv-bench runs

@@ -1,13 +1,21 @@
 """Speed of PaiNN energy + forces for MD: the eager PyTorch model, the C++ engine on an unfused export and on a
-fused one (tpainn.model.fused), float32, on water boxes, next to the machine's float32 matmul rate.
+fused one (tpainn.model.fused), and SchNetPack's PaiNN of the same size through its ASE calculator, float32, on
+water boxes, next to the machine's float32 matmul rate.
 
 Usage: python benchmarks/engine_speed.py [--sizes 64 512 1728] [--threads 1 2] [--rounds 3]
+  with the SchNetPack column: benchmarks/schnetpack-env.sh  (once: makes .venv-bench/, SchNetPack 2.1.1 on top
+  of .venv's torch and tpainn; SchNetPack is no project dependency), then .venv-bench/bin/python
+  benchmarks/engine_speed.py. Without schnetpack importable the column is omitted, with a line saying so.
 
 The model has the production architecture (F=128, 3 layers, 20 Gaussian RBF, 5 Å cutoff, float32 network) with
 untrained weights; water at 1 g/cm³ as in benchmarks/lammps_speed.py. Every call sees the same positions: the
-eager model reuses a prebuilt graph and the engine its neighbour list (skin 0.5 Å), so all three time the
-network. The variants and a 2048² matmul run interleaved, round robin, `--rounds` times (median): on a shared
-machine absolute times drift, their ratios much less.
+eager model reuses a prebuilt graph and the engine its neighbour list (skin 0.5 Å), so these time the
+network. SchNetPack's model is schnetpack.model.NeuralNetworkPotential(PaiNN(n_atom_basis=128,
+n_interactions=3, GaussianRBF(20, 5 Å), CosineCutoff(5 Å)), Atomwise energy, Forces), timed through
+SpkCalculator.calculate (AtomsConverter with the matscipy neighbour list, rebuilt every call, + model +
+results to numpy: what ASE MD calls), its model weights untrained too. The variants and a 2048² matmul run
+interleaved, round robin, `--rounds` times (median): on a shared machine absolute times drift, their ratios
+much less.
 
 Model FLOPs per atom are those of the forward pass (per edge the 20+1 -> 3F filter and the message, per atom
 φ, the update and the readout) times two, since the backward pass to the inputs costs about one forward; the
@@ -18,6 +26,7 @@ import argparse
 import platform
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +38,43 @@ from tpainn.data.graph import atoms_to_graph, collate, model_inputs
 from tpainn.export import export_model
 
 CUTOFF, FEATURES, LAYERS, RBF = 5.0, 128, 3, 20
+
+try:  # only in the benchmark environment (benchmarks/schnetpack-env.sh)
+    import torch.utils.data.dataloader as _dataloader
+
+    # schnetpack 2.1.1 imports this typing-only TypeVar from torch, which torch 2.13 no longer defines.
+    _dataloader.T_co = getattr(_dataloader, "T_co", typing.TypeVar("T_co", covariant=True))
+    import schnetpack as spk
+    from schnetpack.interfaces import SpkCalculator
+except ImportError:
+    spk = None
+
+
+def schnetpack_calculator():
+    """SchNetPack's PaiNN of our size, untrained, behind SchNetPack's own ASE calculator."""
+
+    class InMemory(SpkCalculator):
+        # SpkCalculator only loads pickled modules from a file (torch.load, which torch >= 2.6 refuses without
+        # weights_only=False); hand it the model instead. Everything it does per call is unchanged.
+        def _load_model(self, model):
+            return model.eval()
+
+    representation = spk.representation.PaiNN(n_atom_basis=FEATURES, n_interactions=LAYERS,
+                                              radial_basis=spk.nn.GaussianRBF(RBF, CUTOFF),
+                                              cutoff_fn=spk.nn.CosineCutoff(CUTOFF))
+    model = spk.model.NeuralNetworkPotential(
+        representation, input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[spk.atomistic.Atomwise(n_in=FEATURES, output_key="energy"),  # 128 -> 64 -> 1, as ours
+                        spk.atomistic.Forces(energy_key="energy", force_key="forces")])
+    # matscipy, not TorchNeighborList (fails inside AtomsConverter on torch 2.13). Rebuilt every call, yet cheaper
+    # than its SkinNeighborList (which recomputes all distances out to cutoff + skin) and ~1 % of its time.
+    return InMemory(model, spk.transform.MatScipyNeighborList(cutoff=CUTOFF), energy_unit="eV", dtype=torch.float32)
+
+
+def schnetpack_step(calc, atoms):
+    calc.reset()  # else ASE's calculation_required sees unchanged atoms and SpkCalculator skips the model
+    calc.calculate(atoms, ["energy", "forces"])  # one model pass for both, as MD needs
+    assert calc.results["forces"].shape == (len(atoms), 3)
 
 
 def model_flops_per_atom(edges_per_atom: float) -> float:
@@ -59,11 +105,15 @@ def main() -> None:
     unfused_path = export_model(model, workdir / "unfused.pt", fused=False)
     fused_path = export_model(model, workdir / "fused.pt", fused=True)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    if spk is None:
+        print("schnetpack not installed: run benchmarks/schnetpack-env.sh; column omitted")
+    spk_cols = f" {'schnetpack':>10} {'schnetpack/fused':>16}" if spk else ""
 
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}; µs per atom-step (energy + "
           f"forces), median of {args.rounds} interleaved rounds")
     header = (f"{'H2O':>5} {'atoms':>6} {'edges/atom':>10} {'threads':>7} {'eager':>8} {'engine':>8} {'fused':>8} "
-              f"{'eager/fused':>11} {'engine/fused':>12} {'matmul GFLOP/s':>14} {'fused GFLOP/s':>13} {'of matmul':>9}")
+              f"{'eager/fused':>11} {'engine/fused':>12}{spk_cols} {'matmul GFLOP/s':>14} {'fused GFLOP/s':>13} "
+              f"{'of matmul':>9}")
     print(header)
     fused_per_atom = {}
     for n_molecules in args.sizes:
@@ -76,8 +126,12 @@ def main() -> None:
             "eager": lambda: model(*inputs, compute_forces=True),
             "engine": lambda: unfused.compute(positions, numbers, cell, [True] * 3, False),
             "fused": lambda: fused.compute(positions, numbers, cell, [True] * 3, False),
-            "matmul": lambda: torch.mm(a, b),
         }
+        if spk:
+            torch.manual_seed(0)
+            spk_calc = schnetpack_calculator()
+            variants["schnetpack"] = lambda: schnetpack_step(spk_calc, atoms)
+        variants["matmul"] = lambda: torch.mm(a, b)
         for threads in args.threads:
             torch.set_num_threads(threads)
             for fn in variants.values():
@@ -87,13 +141,15 @@ def main() -> None:
                 for name, fn in variants.items():
                     times[name].append(seconds(fn))
             t = {name: float(np.median(v)) for name, v in times.items()}
-            us = {name: t[name] * 1e6 / len(atoms) for name in ("eager", "engine", "fused")}
+            us = {name: t[name] * 1e6 / len(atoms) for name in variants if name != "matmul"}
             matmul = 2 * 2048**3 / t["matmul"] / 1e9
             fused_rate = model_flops_per_atom(edges_per_atom) / (us["fused"] * 1e-6) / 1e9
             fused_per_atom[n_molecules, threads] = us["fused"], t["matmul"]
             print(f"{n_molecules:>5} {len(atoms):>6} {edges_per_atom:>10.1f} {threads:>7} {us['eager']:>8.0f} "
                   f"{us['engine']:>8.0f} {us['fused']:>8.0f} {us['eager'] / us['fused']:>10.1f}x "
-                  f"{us['engine'] / us['fused']:>11.1f}x {matmul:>14.0f} {fused_rate:>13.1f} "
+                  f"{us['engine'] / us['fused']:>11.1f}x"
+                  + (f" {us['schnetpack']:>10.0f} {us['schnetpack'] / us['fused']:>15.1f}x" if spk else "")
+                  + f" {matmul:>14.0f} {fused_rate:>13.1f} "
                   f"{100 * fused_rate / matmul:>8.1f}%", flush=True)
     print(f"model FLOPs per atom (energy + forces): {model_flops_per_atom(edges_per_atom) / 1e6:.1f} M at "
           f"{edges_per_atom:.1f} edges/atom")
