@@ -283,10 +283,12 @@ def test_cli_names_runs_it_cannot_analyse_in_the_report(tmp_path, capsys):
                         npt_volumes=np.full(100, 1900.0))  # fmt: skip
     with open(crashed / "log.lammps", "a") as log:
         log.write("ERROR: Pair tpainn: atoms 3 and 7 overlap (0.05 A)\n")
+    nvt_only = write_run(tmp_path / "nvt", brownian_frames(0.23, 101, seed=14), BOX_A, model="nvt only", npt_volumes=None)
     out = tmp_path / "report"
-    assert main(["analyze", str(good), str(crashed), "-o", str(out)]) == 0
+    assert main(["analyze", str(good), str(crashed), str(nvt_only), "-o", str(out)]) == 0
     rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| finished |") and rows[2].startswith("| crashed model | — |")
+    assert rows[3].startswith("| nvt only | — | ") and "density not analysed: " in rows[3] and "± " in rows[3]
     assert "not analysed: " in rows[2] and "the LAMMPS run failed: ERROR: Pair tpainn: atoms 3 and 7 overlap" in rows[2]
     assert "atoms 3 and 7 overlap" in capsys.readouterr().err
     assert json.loads((out / "results.json").read_text())[1]["error"].startswith(str(crashed / "log.lammps"))

@@ -23,10 +23,10 @@ from MDAnalysis.coordinates.DCD import DCDReader
 
 from test_model import make_model
 from tpainn import TPaiNNCalculator
-from tpainn.analysis import analyze
+from tpainn.analysis import analyze, analyze_runs
 from tpainn.analysis.thermo import read_thermo, stage_rows
 from tpainn.classical.lammps_runtime import new_lammps
-from tpainn.classical.water import MD_KSPACE_ACCURACY, force_field_commands, real_space_cutoff, water_model
+from tpainn.classical.water import MD_KSPACE_ACCURACY, box_length, force_field_commands, real_space_cutoff, water_model
 from tpainn.cli import main
 from tpainn.export import export_model
 from tpainn.md.lammps_input import CONTINUATION_MARKER, last_error
@@ -213,6 +213,18 @@ def test_mpi_ranks_give_the_serial_energies(run, model, tmp_path):
         got, want = parallel[parallel["Step"] == step].iloc[0], serial[serial["Step"] == step].iloc[0]
         assert got["PotEng"] == pytest.approx(want["PotEng"], rel=1e-10)
         assert got["Press"] == pytest.approx(want["Press"], rel=1e-7)
+
+
+def test_fixed_density_run_has_no_npt_stage(model, tmp_path):
+    """--npt-ps 0: NVT throughout at --density; the report has its structure but names the missing density."""
+    output = tmp_path / "nvt"
+    assert md_water(model, output, "--npt-ps", "0", "--density", "0.9") == 0
+    summary = json.loads((output / "summary.json").read_text())
+    assert [stage["ensemble"] for stage in summary["stages"]] == ["minimize", "nvt", "nvt"]
+    volumes = read_thermo(output / "log.lammps")[-1]["Volume"]
+    assert volumes.min() == volumes.max() == pytest.approx(box_length(N_MOLECULES, 0.9) ** 3, rel=1e-9)
+    (result,) = analyze_runs([output], properties=("density", "rdf"))
+    assert result["rdf"]["O-O"]["first_peak_A"] and "a density needs a stage in NPT" in result["errors"]["density"]
 
 
 def test_only_errors_of_the_last_attempt_fail_the_log(run, tmp_path):

@@ -90,6 +90,7 @@ def _analyze(args: argparse.Namespace) -> None:
         raise ValueError("no run could be analysed: " + "; ".join(failed))
     paths = write_report(results, args.output)
     print(f"report: {paths['markdown']} and {paths['html']}")
+    failed += [f"{r['run_dir']}: {name}: {why}" for r in results for name, why in r.get("errors", {}).items()]
     if failed:
         print("not analysed (named in the report):\n  " + "\n  ".join(failed), file=sys.stderr)
 
@@ -103,6 +104,7 @@ def _md(args: argparse.Namespace) -> None:
         production_ps=args.production_ps, production_ensemble=args.production, tdamp_fs=args.tdamp_fs,
         pdamp_fs=args.pdamp_fs, thermo_every_fs=args.thermo_every_fs, dump_every_fs=args.dump_every_fs,
         restart_every_ps=args.restart_every_ps, minimize_iterations=args.minimize_iterations, seed=args.seed,
+        density_g_cm3=args.density,
     )  # fmt: skip
     try:
         summary = run_water(args.output, args.model, settings, label=args.label, mpi=args.mpi, device=args.device,
@@ -222,7 +224,10 @@ def parser() -> argparse.ArgumentParser:
     presets = "; ".join(f"{name} {p['equilibration_ps']:g} + {p['npt_ps']:g} + {p['production_ps']:g} ps" for name, p in SCALES.items())
     md_water.add_argument("--scale", choices=list(SCALES), default="quick", help=f"preset stage lengths: {presets}")
     md_water.add_argument("--equilibration-ps", type=float, default=None, help="NVT equilibration (ps; default: --scale)")
-    md_water.add_argument("--npt-ps", type=float, default=None, help="NPT stage for the density (ps; default: --scale)")
+    md_water.add_argument("--npt-ps", type=float, default=None,
+                          help="NPT stage for the density (ps; default: --scale; 0: none, NVT at --density throughout)")
+    md_water.add_argument("--density", type=float, default=None,
+                          help=f"g/cm³ of the packed box (default {defaults.density_g_cm3:g})")
     md_water.add_argument("--production-ps", type=float, default=None, help="production stage (ps; default: --scale)")
     md_water.add_argument("--production", choices=PRODUCTION_ENSEMBLES, default=None, help=f"production ensemble (default {defaults.production_ensemble})")
     md_water.add_argument("--n-molecules", type=int, default=None, help=f"default {defaults.n_molecules}")

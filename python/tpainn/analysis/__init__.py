@@ -64,17 +64,27 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
     return result
 
 
-def analyze_runs(run_dirs: list[str | Path], **options) -> list[dict]:
-    """analyze() of each run (same options). A run that cannot be analysed (its MD failed, a file is missing)
-    becomes {"run_dir", "model", "error"}: the report names it and why, rather than dropping it unseen."""
+def analyze_runs(run_dirs: list[str | Path], properties: tuple[str, ...] = PROPERTIES, **options) -> list[dict]:
+    """analyze() of each run and property (same options), for a report. What cannot be analysed (the MD
+    crashed, no NPT stage for a density, a trajectory too short for the MSD fit) is recorded, not raised:
+    a result gets "errors" {property: reason}, and a run with no property at all becomes {"run_dir",
+    "model", "error"}, so that the report names it and why rather than dropping it unseen."""
     results = []
     for run_dir in run_dirs:
-        try:
-            results.append(analyze(run_dir, **options))
-        except (FileNotFoundError, ValueError) as err:
+        result, errors = {}, {}
+        for name in properties:
+            try:
+                result.update(analyze(run_dir, properties=(name,), **options))
+            except (FileNotFoundError, ValueError) as err:
+                errors[name] = str(err)
+        if not result:
             summary = Path(run_dir) / "summary.json"
             model = json.loads(summary.read_text()).get("model") if summary.is_file() else None
-            results.append({"run_dir": str(run_dir), "model": model or Path(run_dir).name, "error": str(err)})
+            result = {"run_dir": str(run_dir), "model": model or Path(run_dir).name,
+                      "error": "; ".join(dict.fromkeys(errors.values()))}  # fmt: skip
+        elif errors:
+            result["errors"] = errors
+        results.append(result)
     return results
 
 

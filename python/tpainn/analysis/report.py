@@ -49,7 +49,7 @@ def _row(result: dict) -> list[str]:
         _pm(diffusion["D_inf_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
         _number(oo["first_peak_A"], 2) if oo else "—",
         _number(oo["first_peak_height"], 2) if oo else "—",
-        result["run_dir"],
+        result["run_dir"] + "".join(f"; {name} not analysed: {why}" for name, why in result.get("errors", {}).items()),
     ]
 
 

@@ -14,10 +14,10 @@ from ase.data import atomic_masses, chemical_symbols
 from MDAnalysis.lib.distances import distance_array
 
 from tpainn.analysis.thermo import read_thermo
+from tpainn.md.lammps_input import LOG, last_error
 
 TOPOLOGY = "system.data"
 TRAJECTORIES = ("trajectory.dcd", "trajectory.lammpstrj")
-LOG = "log.lammps"
 SUMMARY = "summary.json"
 SUMMARY_KEYS = ("units", "timestep_fs", "stages", "n_molecules", "temperature_K", "model")
 STAGE_KEYS = ("name", "ensemble", "first_step", "last_step", "thermo_every", "dump_every")
@@ -114,6 +114,10 @@ def open_run(run_dir: str | Path) -> Run:
         raise ValueError(f"{summary_path}: missing keys: {', '.join(missing)}")
     if summary["units"] not in ("metal", "real"):
         raise ValueError(f"{summary_path}: units must be 'metal' or 'real', not {summary['units']!r}")
+    # A crashed run is not analysed at all: the frames before a crash are seldom the physics one wants.
+    error = last_error(path / LOG)
+    if error:
+        raise ValueError(f"{path / LOG}: the LAMMPS run failed: {error}")
     return Run(path, summary)
 
 

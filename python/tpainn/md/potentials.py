@@ -53,7 +53,8 @@ class Potential:
     identity: dict  # what identifies the potential: must be the same when a run is continued
 
 
-def resolve_potential(model: str, n_molecules: int, device: str | None = None, dtype: str | None = None) -> Potential:
+def resolve_potential(model: str, n_molecules: int, device: str | None = None, dtype: str | None = None,
+                      density_g_cm3: float = INITIAL_DENSITY_G_CM3) -> Potential:  # fmt: skip
     """`model`: 'spcfw' / 'qtip4pf' (or their titles) or the path of an exported T-PaiNN model."""
     try:
         classical = water_model(model)
@@ -61,7 +62,7 @@ def resolve_potential(model: str, n_molecules: int, device: str | None = None, d
         return tpainn_potential(Path(model), device, dtype)
     if device is not None or dtype is not None:
         raise ValueError(f"device and dtype apply to T-PaiNN models only, not to the classical model {classical.title}")
-    return classical_potential(classical, n_molecules)
+    return classical_potential(classical, n_molecules, density_g_cm3)
 
 
 def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Potential:
@@ -95,9 +96,10 @@ def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Poten
     )
 
 
-def classical_potential(model: WaterModel, n_molecules: int) -> Potential:
-    """The force field of tpainn.classical.water at the sampling MD's PPPM accuracy and Ewald splitting."""
-    cutoff = real_space_cutoff(n_molecules, [INITIAL_DENSITY_G_CM3])
+def classical_potential(model: WaterModel, n_molecules: int, density_g_cm3: float = INITIAL_DENSITY_G_CM3) -> Potential:
+    """The force field of tpainn.classical.water at the sampling MD's PPPM accuracy and Ewald splitting; the
+    real-space cutoff fits the box at 1 g/cm³ or at `density_g_cm3` if that is denser."""
+    cutoff = real_space_cutoff(n_molecules, [max(INITIAL_DENSITY_G_CM3, density_g_cm3)])
     before, after = force_field_commands(model, cutoff, MD_KSPACE_ACCURACY, smooth=False)
     return Potential(
         title=model.title,

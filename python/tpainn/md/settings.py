@@ -39,7 +39,7 @@ class MDSettings:
     pressure_bar: float = 1.0
     timestep_fs: float = 0.5
     equilibration_ps: float = SCALES["quick"]["equilibration_ps"]  # NVT after minimisation
-    npt_ps: float = SCALES["quick"]["npt_ps"]  # the density
+    npt_ps: float = SCALES["quick"]["npt_ps"]  # the density; 0: no NPT, every stage at density_g_cm3
     production_ps: float = SCALES["quick"]["production_ps"]  # transport (the dumped trajectory)
     production_ensemble: str = "nvt"
     tdamp_fs: float = 100.0  # Nosé–Hoover chain thermostat damping time
@@ -49,6 +49,9 @@ class MDSettings:
     restart_every_ps: float = 1.0
     minimize_iterations: int = 1000
     seed: int = 0
+    # The packed box. With npt_ps = 0 the run stays at it: NVT at a given (say the experimental) density, for
+    # transport and structure from a model whose pressure is not to be trusted (no stress in its training data).
+    density_g_cm3: float = 1.0
 
     @classmethod
     def for_scale(cls, scale: str, **overrides) -> MDSettings:
@@ -79,12 +82,13 @@ def plan_stages(settings: MDSettings) -> list[Stage]:
     s, dt = settings, settings.timestep_fs
     thermo = whole_steps("thermo_every_fs", s.thermo_every_fs, dt)
     dump = whole_steps("dump_every_fs", s.dump_every_fs, dt)
-    return [
+    stages = [
         Stage("minimize", "minimize", 0, thermo),
         Stage("equilibration", "nvt", whole_steps("equilibration_ps", 1000.0 * s.equilibration_ps, dt), thermo),
-        Stage("density", "npt", whole_steps("npt_ps", 1000.0 * s.npt_ps, dt), thermo),
+        Stage("density", "npt", whole_steps("npt_ps", 1000.0 * s.npt_ps, dt), thermo) if s.npt_ps else None,
         Stage("production", s.production_ensemble, whole_steps("production_ps", 1000.0 * s.production_ps, dt), thermo, dump),
     ]
+    return [stage for stage in stages if stage]
 
 
 def restart_every_steps(settings: MDSettings) -> int:
@@ -111,8 +115,10 @@ def check_settings(settings: MDSettings) -> None:
     _positive("timestep_fs", s.timestep_fs)
     if s.timestep_fs > MAX_TIMESTEP_FS:
         raise ValueError(f"timestep_fs must be at most {MAX_TIMESTEP_FS} fs for flexible water, got {s.timestep_fs}")
-    for name in ("equilibration_ps", "npt_ps", "production_ps", "thermo_every_fs", "dump_every_fs", "restart_every_ps"):
+    for name in ("equilibration_ps", "production_ps", "thermo_every_fs", "dump_every_fs", "restart_every_ps", "density_g_cm3"):
         _positive(name, getattr(s, name))
+    if s.npt_ps != 0:
+        _positive("npt_ps", s.npt_ps)
     for name in ("tdamp_fs", "pdamp_fs"):
         _positive(name, getattr(s, name))
         if getattr(s, name) < MIN_DAMP_TIMESTEPS * s.timestep_fs:
@@ -122,7 +128,7 @@ def check_settings(settings: MDSettings) -> None:
         raise ValueError(f"production_ensemble must be one of {', '.join(PRODUCTION_ENSEMBLES)}, got {s.production_ensemble!r}")
     if s.dump_every_fs > 1000.0 * s.production_ps:
         raise ValueError(f"dump_every_fs ({s.dump_every_fs} fs) is longer than the production ({s.production_ps} ps)")
-    if s.thermo_every_fs > 1000.0 * s.npt_ps:
+    if s.npt_ps and s.thermo_every_fs > 1000.0 * s.npt_ps:
         raise ValueError(f"thermo_every_fs ({s.thermo_every_fs} fs) is longer than the NPT stage ({s.npt_ps} ps)")
     restart_every_steps(s)
 

@@ -30,7 +30,7 @@ from tpainn.md.checkpoints import (CHECKPOINTS, Checkpoint, StartPoint, finished
                                    remove_superseded_restarts, start_point)  # fmt: skip
 from tpainn.md.lammps_input import CONTINUATION_MARKER, DATA, LOG, input_script, last_error
 from tpainn.md.packing import pack_water_box
-from tpainn.md.potentials import INITIAL_DENSITY_G_CM3, TYPE_ELEMENTS, Potential, resolve_potential
+from tpainn.md.potentials import TYPE_ELEMENTS, Potential, resolve_potential
 from tpainn.md.programs import ExternalProgramError, find_program
 from tpainn.md.settings import MDSettings, Stage, derived_seeds, plan_stages, restart_every_steps
 from tpainn.md.trajectory import TRAJECTORY, join_segments, remove_segments
@@ -56,7 +56,7 @@ def run_water(output, model: str, settings: MDSettings | None = None, label: str
     restart_every = restart_every_steps(settings)
     if isinstance(mpi, bool) or not isinstance(mpi, int) or mpi < 1:
         raise ValueError(f"mpi must be an integer >= 1 (MPI ranks), got {mpi!r}")
-    potential = resolve_potential(model, settings.n_molecules, device, dtype)
+    potential = resolve_potential(model, settings.n_molecules, device, dtype, settings.density_g_cm3)
     run_dir = Path(output)
     record = _record(settings, potential, label or potential.title)
     _open_run_dir(run_dir, record, stages)
@@ -127,7 +127,7 @@ def _prepare_start(run_dir: Path, start: StartPoint, stages: list[Stage], settin
     if start.restart_file is None:
         _remove_outputs(run_dir)  # nothing was finished: the log and dumps of an earlier try go
         packmol_seed, _ = derived_seeds(settings.seed)
-        length = box_length(settings.n_molecules, INITIAL_DENSITY_G_CM3)
+        length = box_length(settings.n_molecules, settings.density_g_cm3)
         positions = pack_water_box(potential.topology, settings.n_molecules, length, packmol_seed)
         write_data_file(run_dir / DATA, potential.topology, positions, [length] * 3)
         (run_dir / INPUT).write_text(script)
