@@ -135,6 +135,22 @@ def test_rerunning_a_finished_run_runs_nothing(run, model, capsys):
     assert "temperature_K: 300.0 -> 310.0" in capsys.readouterr().err
 
 
+def test_terminated_run_stops_lammps_too(model, tmp_path):
+    """SIGTERM (a batch system's time limit) to `tpainn md` ends LAMMPS as well: no orphan keeps running."""
+    output = tmp_path / "terminated"
+    command = [str(VENV_BIN / "tpainn"), "md", "water", "--model", str(model), "-o", str(output), *TINY]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not ((output / "log.lammps").is_file() and "Step" in (output / "log.lammps").read_text()):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # to tpainn only, not to its process group
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nothing of the session (lmp) is left
+
+
 def test_killed_run_continues_from_its_last_restart(run, model, tmp_path):
     """Killed (SIGKILL, LAMMPS included) within the production stage, then run again: the finished stages are not
     run again, the production goes on from the last restart, and the result is the uninterrupted run's."""

@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 from tpainn.classical.lammps_runtime import lammps_version
@@ -159,6 +160,10 @@ def _mark_continuation(log: Path, where: str) -> None:
         f.write(f"{CONTINUATION_MARKER} {where}\n".encode())
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _run_lammps(run_dir: Path, input_name: str, mpi: int, on_poll) -> None:
     """`[mpirun -np K] lmp -in INPUT` in the run directory; on_poll() every POLL_SECONDS while it runs."""
     hint = "install the LAMMPS wheel, `pip install 'lammps[mpi]'` (a dependency of tpainn)"
@@ -166,6 +171,10 @@ def _run_lammps(run_dir: Path, input_name: str, mpi: int, on_poll) -> None:
     if mpi > 1:
         command = [str(find_program("mpirun", hint)), "-np", str(mpi), *command]
     process = subprocess.Popen(command, cwd=run_dir)
+    # A batch system's time limit sends SIGTERM, which would end Python at once and leave LAMMPS running
+    # without us: turn it into an exception, so the clean-up below stops LAMMPS too.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         while True:
             try:
@@ -179,6 +188,8 @@ def _run_lammps(run_dir: Path, input_name: str, mpi: int, on_poll) -> None:
         process.wait()
         raise
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         on_poll()
     if return_code != 0:
         raise ExternalProgramError(f"LAMMPS exited with status {return_code}: {last_error(run_dir / LOG) or 'no ERROR line in the log'} (see {run_dir / LOG})")
