@@ -12,7 +12,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from conftest import batch_of, water_box
 from test_engine import SYSTEMS
 from test_model import make_model
-from tpainn import TPaiNNCalculator, load_model
+from tpainn import TPaiNNCalculator, _C, load_model
 from tpainn.data.graph import model_inputs
 from tpainn.export import FORMAT_FILE, METADATA_FILE, export_model
 from tpainn.model.fused import fuse
@@ -65,6 +65,30 @@ def test_operator_gradcheck():
     features, centres, neighbours = operator_inputs()
     leaves = [t.requires_grad_(True) for t in features]
     assert torch.autograd.gradcheck(lambda *f: torch.ops.tpainn.painn_message(*f, centres, neighbours), leaves)
+
+
+@pytest.mark.parametrize("weight_gradient", [True, False])
+def test_aten_kernels_of_other_devices_match_the_cpu_kernels(weight_gradient):
+    """On CUDA (any backend but the CPU) the operator runs as ATen operations: same values and gradients."""
+    features, centres, neighbours = operator_inputs(n_atoms=9, n_edges=60, seed=3)
+    fused = torch.ops.tpainn.painn_message(*features, centres, neighbours)
+    aten = _C.painn_message_aten(*features, centres, neighbours)
+    for got, want in zip(aten, fused):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    g = torch.Generator().manual_seed(4)
+    grad_s, grad_v = (torch.randn(t.shape, generator=g, dtype=torch.float64) for t in fused)
+    arguments = (grad_s, grad_v, *features[1:], centres, neighbours, weight_gradient)
+    want = torch.ops.tpainn.painn_message_backward(*arguments)
+    got = _C.painn_message_backward_aten(*arguments)
+    for name, a, b in zip(["v", "x", "radial", "unit_vectors", "weight"], got, want):
+        if name == "weight" and not weight_gradient:
+            assert a is None or a.numel() == 0
+            continue
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=name)
+        assert b.abs().max() > 1e-3, name
+    # The dispatcher sends tensors of a device without a fused kernel there (the meta device stands in for CUDA).
+    on_meta = torch.ops.tpainn.painn_message(*(t.to("meta") for t in features), centres.to("meta"), neighbours.to("meta"))
+    assert [t.shape for t in on_meta] == [t.shape for t in fused] and on_meta[0].device.type == "meta"
 
 
 def test_second_derivatives_are_refused():

@@ -1,7 +1,7 @@
 // tpainn::painn_message: the fused message block (painn_message.h) as a torch operator with a CPU kernel, and
 // an autograd kernel (torch::autograd::Function) so that a TorchScript model calling it can be differentiated
-// by the C++ engine for forces and virial. The backward is an operator too, so that other backends (CUDA)
-// can add kernels for both. First derivatives only: training uses the eager message block.
+// by the C++ engine for forces and virial. The backward is an operator too; backends other than the CPU
+// (CUDA) run both as ATen operations (painn_message_aten.h). First derivatives only: training uses the eager message block.
 #include "register_ops.h"
 
 #include <ATen/ATen.h>
@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "painn_message.h"
+#include "painn_message_aten.h"
 
 namespace tpainn::ops {
 namespace {
@@ -156,7 +157,7 @@ std::tuple<Tensor, Tensor> painn_message_autograd(const Tensor& s, const Tensor&
 void register_ops() {
   static std::once_flag once;
   // Held for the life of this shared object: a torch::Library unregisters its operators when destroyed.
-  static std::unique_ptr<torch::Library> definitions, cpu_kernels, autograd_kernels;
+  static std::unique_ptr<torch::Library> definitions, cpu_kernels, other_kernels, autograd_kernels;
   std::call_once(once, [] {
     if (c10::Dispatcher::singleton().findSchema({"tpainn::painn_message", ""}).has_value()) return;
     definitions = std::make_unique<torch::Library>(torch::Library::DEF, "tpainn", std::nullopt, __FILE__, __LINE__);
@@ -166,6 +167,11 @@ void register_ops() {
                                                    __LINE__);
     cpu_kernels->impl("painn_message", &painn_message_cpu);
     cpu_kernels->impl("painn_message_backward", &painn_message_backward_cpu);
+    // Every other backend (CUDA, ...): the same operator in ATen operations, checked against the CPU kernel.
+    other_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn",
+                                                     c10::DispatchKey::CompositeExplicitAutograd, __FILE__, __LINE__);
+    other_kernels->impl("painn_message", &painn_message_aten);
+    other_kernels->impl("painn_message_backward", &painn_message_backward_aten);
     autograd_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn", c10::DispatchKey::Autograd,
                                                         __FILE__, __LINE__);
     autograd_kernels->impl("painn_message", &painn_message_autograd);
