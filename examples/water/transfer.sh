@@ -10,6 +10,6 @@ tpainn experiment learning-curve examples/water/learning-curve-revpbe0.yaml
 tpainn experiment learning-curve examples/water/learning-curve-deepmd.yaml
 # The autotuning strategies side by side (the default, full fine-tuning, is justified by this table):
 for strategy in freeze warmup; do
-  tpainn experiment learning-curve examples/water/learning-curve-revpbe0.yaml "sizes=[10, 50]" "seeds=[0]" \
+  tpainn experiment learning-curve examples/water/learning-curve-revpbe0.yaml "sizes=[10, 20]" "seeds=[0]" \
     "overrides=[autotune.strategy=$strategy]" "output_dir=runs/learning-curve-revpbe0-$strategy"
 done
