@@ -146,9 +146,11 @@ def test_terminated_run_stops_lammps_too(model, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)  # to tpainn only, not to its process group
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # LAMMPS got SIGINT; it may finish its current step first
     with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)  # nothing of the session (lmp) is left
+        while time.monotonic() < deadline:
+            os.killpg(process.pid, 0)  # raises once nothing of the session (lmp) is left
+            time.sleep(0.1)
 
 
 def test_killed_run_continues_from_its_last_restart(run, model, tmp_path):

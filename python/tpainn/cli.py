@@ -1,6 +1,7 @@
 """The `tpainn` command: a thin layer over the functions of the Python API."""
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -98,14 +99,8 @@ def _analyze(args: argparse.Namespace) -> None:
 def _md(args: argparse.Namespace) -> None:
     from tpainn.md import ExternalProgramError, MDSettings, run_water
 
-    settings = MDSettings.for_scale(
-        args.scale, n_molecules=args.n_molecules, temperature_K=args.temperature, pressure_bar=args.pressure,
-        timestep_fs=args.timestep_fs, equilibration_ps=args.equilibration_ps, npt_ps=args.npt_ps,
-        production_ps=args.production_ps, production_ensemble=args.production, tdamp_fs=args.tdamp_fs,
-        pdamp_fs=args.pdamp_fs, thermo_every_fs=args.thermo_every_fs, dump_every_fs=args.dump_every_fs,
-        restart_every_ps=args.restart_every_ps, minimize_iterations=args.minimize_iterations, seed=args.seed,
-        density_g_cm3=args.density,
-    )  # fmt: skip
+    # Every MDSettings field is an option of the same name (dest), None where not given.
+    settings = MDSettings.for_scale(args.scale, **{f.name: getattr(args, f.name) for f in dataclasses.fields(MDSettings)})
     try:
         summary = run_water(args.output, args.model, settings, label=args.label, mpi=args.mpi, device=args.device,
                             dtype=args.dtype)  # fmt: skip
@@ -226,13 +221,13 @@ def parser() -> argparse.ArgumentParser:
     md_water.add_argument("--equilibration-ps", type=float, default=None, help="NVT equilibration (ps; default: --scale)")
     md_water.add_argument("--npt-ps", type=float, default=None,
                           help="NPT stage for the density (ps; default: --scale; 0: none, NVT at --density throughout)")
-    md_water.add_argument("--density", type=float, default=None,
+    md_water.add_argument("--density", dest="density_g_cm3", type=float, default=None,
                           help=f"g/cm³ of the packed box (default {defaults.density_g_cm3:g})")
     md_water.add_argument("--production-ps", type=float, default=None, help="production stage (ps; default: --scale)")
-    md_water.add_argument("--production", choices=PRODUCTION_ENSEMBLES, default=None, help=f"production ensemble (default {defaults.production_ensemble})")
+    md_water.add_argument("--production", dest="production_ensemble", choices=PRODUCTION_ENSEMBLES, default=None, help=f"production ensemble (default {defaults.production_ensemble})")
     md_water.add_argument("--n-molecules", type=int, default=None, help=f"default {defaults.n_molecules}")
-    md_water.add_argument("--temperature", type=float, default=None, help=f"K (default {defaults.temperature_K:g})")
-    md_water.add_argument("--pressure", type=float, default=None, help=f"bar (default {defaults.pressure_bar:g})")
+    md_water.add_argument("--temperature", dest="temperature_K", type=float, default=None, help=f"K (default {defaults.temperature_K:g})")
+    md_water.add_argument("--pressure", dest="pressure_bar", type=float, default=None, help=f"bar (default {defaults.pressure_bar:g})")
     md_water.add_argument("--timestep-fs", type=float, default=None, help=f"default {defaults.timestep_fs:g}")
     md_water.add_argument("--tdamp-fs", type=float, default=None, help=f"thermostat damping time (default {defaults.tdamp_fs:g})")
     md_water.add_argument("--pdamp-fs", type=float, default=None, help=f"barostat damping time (default {defaults.pdamp_fs:g})")
