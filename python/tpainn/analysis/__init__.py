@@ -42,11 +42,14 @@ PROPERTIES = ("density", "diffusion", "rdf")
 
 
 def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equilibration_ps: float | None = None,
-            fit_window_ps: tuple[float, float] | None = None, viscosity_mPa_s: float | None = None) -> dict:  # fmt: skip
+            fit_window_ps: tuple[float, float] | None = None, viscosity_mPa_s: float | None = None,
+            errors: dict | None = None) -> dict:  # fmt: skip
     """The requested properties of one run, as a JSON-serialisable dict keyed by property.
 
     `equilibration_ps` (from the NPT start) overrides the detected equilibration, `fit_window_ps` the
-    MSD fit window, `viscosity_mPa_s` the experimental viscosity in the Yeh–Hummer correction.
+    MSD fit window, `viscosity_mPa_s` the experimental viscosity in the Yeh–Hummer correction. Given an
+    `errors` dict, a property that cannot be computed is recorded there by name instead of raised (a run
+    that cannot be opened, or that crashed, still raises).
     """
     unknown = set(properties) - set(PROPERTIES)
     if unknown:
@@ -54,30 +57,36 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
     run = open_run(run_dir)
     result = {"run_dir": str(run.path), "model": run.label, "n_molecules": run.summary["n_molecules"],
               "temperature_K": run.summary["temperature_K"]}  # fmt: skip
-    if "density" in properties:
-        result["density"] = density(run, equilibration_ps=equilibration_ps)
-    if "diffusion" in properties:
-        viscosity = {} if viscosity_mPa_s is None else {"viscosity_mPa_s": viscosity_mPa_s}
-        result["diffusion"] = diffusion(run, fit_window_ps=fit_window_ps, **viscosity)
-    if "rdf" in properties:
-        result["rdf"] = rdfs(run)
+    viscosity = {} if viscosity_mPa_s is None else {"viscosity_mPa_s": viscosity_mPa_s}
+    compute = {
+        "density": lambda: density(run, equilibration_ps=equilibration_ps),
+        "diffusion": lambda: diffusion(run, fit_window_ps=fit_window_ps, **viscosity),
+        "rdf": lambda: rdfs(run),
+    }
+    for name in properties:
+        try:
+            result[name] = compute[name]()
+        except (FileNotFoundError, ValueError) as err:
+            if errors is None:
+                raise
+            errors[name] = str(err)
     return result
 
 
 def analyze_runs(run_dirs: list[str | Path], properties: tuple[str, ...] = PROPERTIES, **options) -> list[dict]:
-    """analyze() of each run and property (same options), for a report. What cannot be analysed (the MD
-    crashed, no NPT stage for a density, a trajectory too short for the MSD fit) is recorded, not raised:
-    a result gets "errors" {property: reason}, and a run with no property at all becomes {"run_dir",
-    "model", "error"}, so that the report names it and why rather than dropping it unseen."""
+    """analyze() of each run (same options), for a report. What cannot be analysed (the MD crashed, no NPT
+    stage for a density, a trajectory too short for the MSD fit) is recorded, not raised: a result gets
+    "errors" {property: reason}, and a run with no property at all becomes {"run_dir", "model", "error"},
+    so that the report names it and why rather than dropping it unseen."""
     results = []
     for run_dir in run_dirs:
-        result, errors = {}, {}
-        for name in properties:
-            try:
-                result.update(analyze(run_dir, properties=(name,), **options))
-            except (FileNotFoundError, ValueError) as err:
-                errors[name] = str(err)
-        if not result:
+        errors: dict = {}
+        try:
+            result = analyze(run_dir, properties, errors=errors, **options)
+        except (FileNotFoundError, ValueError) as err:  # the run itself: missing, malformed or crashed
+            errors = {"run": str(err)}
+            result = {}
+        if not any(name in result for name in properties):
             summary = Path(run_dir) / "summary.json"
             model = json.loads(summary.read_text()).get("model") if summary.is_file() else None
             result = {"run_dir": str(run_dir), "model": model or Path(run_dir).name,
