@@ -1,16 +1,20 @@
 """Speed of pair_style tpainn in LAMMPS (MPI ranks x threads) next to TPaiNNCalculator, on water boxes.
 
-Usage: python benchmarks/lammps_speed.py [--sizes 64 216 512 1000] [--steps 10] [--runs 1x1 2x1 1x2] [--device cpu]
+Usage: python benchmarks/lammps_speed.py [--sizes 64 216 512 1000] [--steps 10] [--repeats 3]
+                                         [--runs 1x1 2x1 1x2] [--device cpu]
 
---runs lists LAMMPS runs as RANKSxTHREADS. On several ranks every rank's graph includes a ghost shell of
-layers x cutoff (lammps-plugin/README.md): for these box sizes that is most of the box several times over,
-slow and memory-hungry (2.5 GB per rank at 64 H2O, ~8 GB per rank expected at 1000 H2O).
+--runs lists LAMMPS runs as RANKSxTHREADS. On several ranks each rank's graph holds its own atoms and the
+ghosts within one cutoff, and the ghosts' features are exchanged between layers (lammps-plugin/README.md).
 
 The model has the production architecture (examples/water/train.yaml: cutoff 5 Å, 128 features, 3 layers,
 float32 network) with untrained weights: speed does not depend on the weights. Water molecules are placed at
-1 g/cm³ (random positions and orientations), velocities at 300 K, NVE with a 0.5 fs step. LAMMPS time is its
+1 g/cm³ (random positions and orientations), velocities at 300 K, NVE with a 0.5 fs step and the 1 Å neighbour
+skin of `tpainn md` (python/tpainn/md/potentials.py). LAMMPS time is its
 "Loop time" over --steps steps after a warm-up step; the calculator's is ASE VelocityVerlet over the same
-number of steps, in this process, with one torch thread (LAMMPS runs get OMP_NUM_THREADS = THREADS).
+number of steps, in this process, with one torch thread (LAMMPS runs get OMP_NUM_THREADS = THREADS). Every
+runner is timed --repeats times, the runners taking turns, and the median is reported, so that load changes
+on a shared machine hit all of them alike. Ratios: "vs calculator" is the calculator's time over the row's,
+"vs 1x1" the one-rank, one-thread LAMMPS time over the row's (the MPI speed-up).
 """
 
 import argparse
@@ -55,7 +59,7 @@ def lammps_seconds_per_step(atoms, model, ranks, steps, threads, device, workdir
     write(data, atoms, format="lammps-data", specorder=["H", "O"], masses=True, velocities=True, units="metal")
     script.write_text("\n".join([
         "units metal", "atom_style atomic", f"read_data {data}",
-        f"pair_style tpainn {model} device {device}", "pair_coeff * * H O",
+        f"pair_style tpainn {model} device {device}", "pair_coeff * * H O", "neighbor 1.0 bin",  # as `tpainn md`
         "timestep 0.0005", "fix nve all nve", "thermo 1000", "run 1", f"run {steps}", "",
     ]))  # fmt: skip
     cmd = [str(BIN / "lmp"), "-in", str(script), "-log", "none"]
@@ -81,6 +85,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512, 1000], help="water molecules")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="timings per runner (median reported)")
     parser.add_argument("--runs", nargs="+", default=["1x1", "2x1", "1x2"], help="LAMMPS RANKSxTHREADS")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -93,17 +98,25 @@ def main():
         net = PaiNN(["H", "O"], cutoff=5.0, n_features=128, n_interactions=3, n_rbf=20, dtype="float32")
         model = export_model(net.eval(), workdir / "model.pt")
         print(f"# {platform.node()} ({os.cpu_count()} cores), torch {torch.__version__}, device {args.device}, "
-              f"{args.steps} steps")  # fmt: skip
-        print(f"{'H2O':>6} {'atoms':>6} {'runner':>18} {'steps/s':>9} {'us/atom-step':>13} {'vs calculator':>14}")
+              f"{args.steps} steps, median of {args.repeats}")  # fmt: skip
+        print(f"{'H2O':>6} {'atoms':>6} {'runner':>22} {'steps/s':>9} {'us/atom-step':>13} {'vs calculator':>14} {'vs 1x1':>7}")
         for n in args.sizes:
             atoms = water(n)
-            ase_s = calculator_seconds_per_step(atoms, model, args.steps, args.device)
-            rows = [("TPaiNNCalculator", ase_s)]
-            rows += [(f"LAMMPS {r} rank x {t} thr",
-                      lammps_seconds_per_step(atoms, model, r, args.steps, t, args.device, workdir))
-                     for r, t in runs]  # fmt: skip
-            for name, s in rows:
-                print(f"{n:>6} {len(atoms):>6} {name:>18} {1 / s:>9.2f} {1e6 * s / len(atoms):>13.1f} {ase_s / s:>13.2f}x")
+            runners = {"TPaiNNCalculator": lambda: calculator_seconds_per_step(atoms, model, args.steps, args.device)}
+            for r, t in runs:
+                runners[f"LAMMPS {r} rank x {t} thr"] = (
+                    lambda r=r, t=t: lammps_seconds_per_step(atoms, model, r, args.steps, t, args.device, workdir)
+                )
+            times = {name: [] for name in runners}
+            for _ in range(args.repeats):
+                for name, runner in runners.items():
+                    times[name].append(runner())
+            seconds = {name: float(np.median(ts)) for name, ts in times.items()}
+            single = seconds.get("LAMMPS 1 rank x 1 thr")
+            for name, s in seconds.items():
+                versus_single = f"{single / s:>6.2f}x" if single and name.startswith("LAMMPS") else f"{'':>7}"
+                print(f"{n:>6} {len(atoms):>6} {name:>22} {1 / s:>9.2f} {1e6 * s / len(atoms):>13.1f} "
+                      f"{seconds['TPaiNNCalculator'] / s:>13.2f}x {versus_single}")  # fmt: skip
             sys.stdout.flush()
 
 

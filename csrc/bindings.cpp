@@ -66,8 +66,8 @@ tpainn::Atoms atoms_of(const Float64Array& positions, const Int64Array& numbers,
 }
 
 py::dict result_dict(const tpainn::Result& r, bool virial) {
-  const auto n = py::ssize_t(r.energies.size());
-  py::array_t<double> energies(n), forces({n, py::ssize_t(3)});
+  // compute_images returns energies of the owned atoms only and forces of all atoms.
+  py::array_t<double> energies(py::ssize_t(r.energies.size())), forces({py::ssize_t(r.forces.size() / 3), py::ssize_t(3)});
   std::copy(r.energies.begin(), r.energies.end(), energies.mutable_data());
   std::copy(r.forces.begin(), r.forces.end(), forces.mutable_data());
   py::dict out;
@@ -109,6 +109,52 @@ py::dict compute_edges(tpainn::Engine& engine, const Float64Array& positions, co
   return result_dict(r, virial);
 }
 
+// The exchange of compute_decomposed when the copies are periodic images of the call's own atoms: what a
+// domain-decomposed caller does between ranks, within one process (tests check the decomposed path with it).
+struct ImageExchange : tpainn::GhostExchange {
+  const int64_t* owner;  // owner[k - n_owned]: the owned atom that copy k images
+  int64_t n_owned, n_atoms;
+
+  ImageExchange(const int64_t* owner, int64_t n_owned, int64_t n_atoms)
+      : owner(owner), n_owned(n_owned), n_atoms(n_atoms) {}
+  void forward(float* rows, int64_t width) override { copy_from_owners(rows, width); }
+  void forward(double* rows, int64_t width) override { copy_from_owners(rows, width); }
+  void reverse(float* rows, int64_t width) override { add_to_owners(rows, width); }
+  void reverse(double* rows, int64_t width) override { add_to_owners(rows, width); }
+
+  template <typename T>
+  void copy_from_owners(T* rows, int64_t width) const {
+    for (int64_t k = n_owned; k < n_atoms; ++k) std::copy_n(rows + owner[k - n_owned] * width, width, rows + k * width);
+  }
+  template <typename T>
+  void add_to_owners(T* rows, int64_t width) const {
+    for (int64_t k = n_owned; k < n_atoms; ++k)
+      for (int64_t c = 0; c < width; ++c) rows[owner[k - n_owned] * width + c] += rows[k * width + c];
+  }
+};
+
+py::dict compute_images(tpainn::Engine& engine, const Float64Array& positions, const Int64Array& numbers,
+                        const Int64Array& owners, const Int64Array& edge_index) {
+  check_shape(positions, {-1, 3}, "positions (expected [N, 3])");
+  check_shape(numbers, {positions.shape(0)}, "numbers (expected [N])");
+  check_shape(owners, {-1}, "owners (expected [N - n_owned])");
+  check_shape(edge_index, {2, -1}, "edge_index (expected [2, E])");
+  const int64_t n_owned = positions.shape(0) - owners.shape(0);
+  const double no_cell[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (py::ssize_t k = 0; k < owners.shape(0); ++k)
+    if (owners.data()[k] < 0 || owners.data()[k] >= n_owned)
+      throw std::invalid_argument("owners must index the first N - len(owners) atoms");
+  const tpainn::Atoms atoms{positions.data(), numbers.data(), positions.shape(0), no_cell};
+  ImageExchange exchange(owners.data(), n_owned, atoms.n_atoms);
+  const py::ssize_t n_edges = edge_index.shape(1);
+  tpainn::Result r;
+  {
+    py::gil_scoped_release release;
+    r = engine.compute_decomposed(atoms, n_owned, edge_index.data(), edge_index.data() + n_edges, n_edges, exchange);
+  }
+  return result_dict(r, false);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -142,5 +188,10 @@ PYBIND11_MODULE(_C, m) {
            "with the graph built by the engine's own cell list.")
       .def("compute_edges", &compute_edges, py::arg("positions"), py::arg("numbers"), py::arg("cell"),
            py::arg("edge_index"), py::arg("cell_shifts"), py::arg("virial"),
-           "As compute, with the caller's neighbour list (both directions; edges beyond the cutoff are dropped).");
+           "As compute, with the caller's neighbour list (both directions; edges beyond the cutoff are dropped).")
+      .def("compute_images", &compute_images, py::arg("positions"), py::arg("numbers"), py::arg("owners"),
+           py::arg("edge_index"),
+           "The domain-decomposed path of the LAMMPS pair style on one process: the last len(owners) atoms are\n"
+           "periodic images of owners (indices of the first atoms), edges start at the first atoms only.\n"
+           "Energies of the first atoms; forces on all atoms (an image's belong to its owner).");
 }

@@ -60,6 +60,7 @@ Metadata read_metadata(const torch::jit::Module& model) {
   m.atomic_numbers.assign(numbers.data_ptr<int64_t>(), numbers.data_ptr<int64_t>() + numbers.numel());
   m.cutoff = model.attr("cutoff").toDouble();
   m.n_interactions = model.attr("n_interactions").toInt();
+  m.n_features = model.attr("representation").toModule().attr("n_features").toInt();
   m.dtype = (*model.parameters().begin()).scalar_type() == torch::kFloat32 ? "float32" : "float64";
   return m;
 }
@@ -142,6 +143,51 @@ struct SpatialOrder {
       r.energies[order[k]] = sorted.energies[k];
       std::copy_n(sorted.forces.data() + 3 * k, 3, r.forces.data() + 3 * order[k]);
     }
+  }
+};
+
+// φ(s) [n_owned, 3F] and v [n_owned, 3, F] of the owned atoms -> the same of all atoms of the call, the copies'
+// rows from their owners (GhostExchange::forward); backward sends the copies' gradients home (::reverse).
+// `anchor` is a leaf that requires grad: with it among the inputs differentiated, every exchange's backward
+// runs on every rank, in the same (reverse layer) order, even where no gradient reaches it, because a rank
+// that skipped one would pair its next reverse exchange with its neighbours' previous one.
+class ExchangeFeatures : public torch::autograd::Function<ExchangeFeatures> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                                                const torch::Tensor& v, const torch::Tensor& anchor, int64_t n_atoms,
+                                                GhostExchange* exchange) {
+    ctx->saved_data["exchange"] = reinterpret_cast<int64_t>(exchange);
+    ctx->saved_data["n_owned"] = x.size(0);
+    const int64_t n_owned = x.size(0), f = v.size(2);
+    // The copies' rows are all written by the exchange: no need to clear them.
+    torch::Tensor rows = torch::empty({n_atoms, 6 * f}, x.options().device(torch::kCPU));
+    rows.narrow(0, 0, n_owned).narrow(1, 0, 3 * f).copy_(x);
+    rows.narrow(0, 0, n_owned).narrow(1, 3 * f, 3 * f).copy_(v.reshape({n_owned, 3 * f}));
+    call(rows, &GhostExchange::forward, &GhostExchange::forward, exchange);
+    return {torch::empty({n_atoms, 3 * f}, x.options()).copy_(rows.narrow(1, 0, 3 * f)),
+            torch::empty({n_atoms, 3, f}, v.options()).copy_(rows.narrow(1, 3 * f, 3 * f).view({n_atoms, 3, f}))};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto* exchange = reinterpret_cast<GhostExchange*>(ctx->saved_data["exchange"].toInt());
+    const int64_t n_owned = ctx->saved_data["n_owned"].toInt(), n_atoms = grads[1].size(0), f = grads[1].size(2);
+    torch::Tensor rows = torch::empty({n_atoms, 6 * f}, grads[0].options().device(torch::kCPU));
+    rows.narrow(1, 0, 3 * f).copy_(grads[0]);
+    rows.narrow(1, 3 * f, 3 * f).copy_(grads[1].reshape({n_atoms, 3 * f}));
+    call(rows, &GhostExchange::reverse, &GhostExchange::reverse, exchange);
+    const torch::Tensor owned = rows.narrow(0, 0, n_owned);
+    return {torch::empty({n_owned, 3 * f}, grads[0].options()).copy_(owned.narrow(1, 0, 3 * f)),
+            torch::empty({n_owned, 3, f}, grads[1].options()).copy_(owned.narrow(1, 3 * f, 3 * f).view({n_owned, 3, f})),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+ private:
+  // The exchange method for the rows' dtype.
+  static void call(torch::Tensor& rows, void (GhostExchange::*as_float)(float*, int64_t),
+                   void (GhostExchange::*as_double)(double*, int64_t), GhostExchange* exchange) {
+    if (rows.scalar_type() == torch::kFloat32) (exchange->*as_float)(rows.data_ptr<float>(), rows.size(1));
+    else (exchange->*as_double)(rows.data_ptr<double>(), rows.size(1));
   }
 };
 
@@ -323,22 +369,54 @@ struct Engine::Impl {
     return r;
   }
 
-  // The model differentiates the sum of all atoms' energies; here only the first n_owned count, so the
-  // positions are differentiated outside the model (forward without forces, then one backward pass).
-  Result run_owned(const Atoms& a, const Graph& g, int64_t n_owned) {
-    torch::Tensor positions;
-    std::vector<torch::jit::IValue> inputs = model_inputs(a, g, false, false, positions);
+  // The representation's steps (tpainn/model/representation.py), one layer at a time, exchanging the copies'
+  // features between layers; the energy of the owned atoms is differentiated by one backward pass. The atoms
+  // stay in the caller's order (unlike run()): the exchange works on the caller's rows, and LAMMPS, the caller
+  // this is for, sorts its atoms spatially itself (atom_modify sort, at the start of every run by default).
+  Result run_decomposed(const Atoms& a, const Graph& g, int64_t n_owned, GhostExchange& exchange) {
+    const int64_t n = a.n_atoms, n_edges = int64_t(g.index_i.size());
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+    auto on_device = [this](const torch::Tensor& t) { return t.to(device, /*non_blocking=*/false, /*copy=*/true); };
+    torch::Tensor positions = on_device(torch::from_blob(const_cast<double*>(a.positions), {n, 3}, f64));
     positions.requires_grad_(true);
+    const torch::Tensor numbers = on_device(torch::from_blob(const_cast<int64_t*>(a.numbers), {n}, i64));
+    const torch::Tensor centres = on_device(torch::from_blob(const_cast<int64_t*>(g.index_i.data()), {n_edges}, i64));
+    const torch::Tensor neighbours = on_device(torch::from_blob(const_cast<int64_t*>(g.index_j.data()), {n_edges}, i64));
+    const torch::Tensor anchor = torch::zeros({}, f64.requires_grad(true));
+
     torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);  // as in run()
-    const torch::Tensor energies = module.forward(inputs).toGenericDict().at("energies").toTensor();
-    const torch::Tensor energy = energies.narrow(0, 0, n_owned).sum();
-    const torch::Tensor forces = -torch::autograd::grad({energy}, {positions}, {}, false, false, true)[0];
-    const torch::Tensor e_cpu = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
-    const torch::Tensor f_cpu = forces.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+    torch::jit::Module representation = module.attr("representation").toModule();
+    auto call = [&representation](const char* method, std::vector<torch::jit::IValue> args) {
+      return representation.get_method(method)(std::move(args));
+    };
+    const torch::Tensor species = module.get_method("species_of")({numbers}).toTensor();
+    const torch::Tensor vectors = positions.index_select(0, neighbours) - positions.index_select(0, centres);
+    const torch::jit::IValue edges = call("edge_features", {vectors.to(scalar_type(dtype))});
+    const auto embedded = call("embed", {species}).toTuple();
+    torch::Tensor s = embedded->elements()[0].toTensor(), v = embedded->elements()[1].toTensor();
+    torch::Tensor x = call("first_messages", {species}).toTensor();  // from the element: known for copies too
+    s = s.narrow(0, 0, n_owned);
+    for (int64_t layer = 0; layer < meta.n_interactions; ++layer) {
+      if (layer > 0) {
+        const auto all = ExchangeFeatures::apply(call("node_messages", {layer, s}).toTensor(), v, anchor, n, &exchange);
+        x = all[0];
+        v = all[1];
+      }
+      const auto updated = call("interact", {layer, s, v, x, edges, centres, neighbours}).toTuple();
+      s = updated->elements()[0].toTensor();
+      v = updated->elements()[1].toTensor();
+    }
+    const torch::Tensor energies =
+        module.get_method("atom_energies")({s, species.narrow(0, 0, n_owned)}).toTensor().to(torch::kCPU);
+    const torch::Tensor energy = energies.sum();
+    const auto grads = torch::autograd::grad({energy}, {positions, anchor}, {}, false, false, /*allow_unused=*/true);
+    const torch::Tensor forces =
+        grads[0].defined() ? -grads[0].to(torch::kCPU, torch::kFloat64).contiguous() : torch::zeros({n, 3}, f64);
     Result r;
     r.energy = energy.item<double>();
-    r.energies.assign(e_cpu.data_ptr<double>(), e_cpu.data_ptr<double>() + a.n_atoms);
-    r.forces.assign(f_cpu.data_ptr<double>(), f_cpu.data_ptr<double>() + 3 * a.n_atoms);
+    r.energies.assign(energies.data_ptr<double>(), energies.data_ptr<double>() + n_owned);
+    r.forces.assign(forces.data_ptr<double>(), forces.data_ptr<double>() + 3 * n);
     return r;
   }
 };
@@ -375,11 +453,16 @@ Result Engine::compute(const Atoms& atoms, const int64_t* edge_i, const int64_t*
   return impl_->run(atoms, impl_->caller_graph(atoms, edge_i, edge_j, shifts, n_edges), virial);
 }
 
-Result Engine::compute_owned(const Atoms& atoms, int64_t n_owned, const int64_t* edge_i, const int64_t* edge_j,
-                             int64_t n_edges) {
+Result Engine::compute_decomposed(const Atoms& atoms, int64_t n_owned, const int64_t* edge_i, const int64_t* edge_j,
+                                  int64_t n_edges, GhostExchange& exchange) {
   if (n_owned < 0 || n_owned > atoms.n_atoms) throw std::invalid_argument("n_owned must be in [0, n_atoms]");
+  for (int64_t e = 0; e < n_edges; ++e)
+    if (edge_i[e] < 0 || edge_i[e] >= n_owned)
+      throw std::invalid_argument("edge " + std::to_string(e) + " starts at atom " + std::to_string(edge_i[e]) +
+                                  ", which is not owned (owned: [0, " + std::to_string(n_owned) + "))");
   impl_->check_atoms(atoms);
-  return impl_->run_owned(atoms, impl_->caller_graph(atoms, edge_i, edge_j, nullptr, n_edges), n_owned);
+  return impl_->run_decomposed(atoms, impl_->caller_graph(atoms, edge_i, edge_j, nullptr, n_edges), n_owned,
+                               exchange);
 }
 
 }  // namespace tpainn

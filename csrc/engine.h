@@ -16,7 +16,7 @@
 namespace tpainn {
 
 // Must match FORMAT_VERSION in python/tpainn/export.py.
-constexpr int64_t kExportFormatVersion = 1;
+constexpr int64_t kExportFormatVersion = 2;
 
 // What the engine knows about the loaded model (read from the scripted model's own attributes).
 struct Metadata {
@@ -24,6 +24,7 @@ struct Metadata {
   std::vector<int64_t> atomic_numbers;  // same order as species
   double cutoff = 0.0;                  // Å
   int64_t n_interactions = 0;           // receptive field = n_interactions * cutoff
+  int64_t n_features = 0;               // F: each atom carries scalar [F] and vector [3, F] features
   std::string dtype;                    // the exported network dtype: "float32" or "float64"
   std::string json;                     // tpainn_metadata.json as written by export.py (units, provenance)
 };
@@ -42,6 +43,20 @@ struct Atoms {
   const int64_t* numbers;
   int64_t n_atoms;
   const double* cell;
+};
+
+// The caller's communication between layers of a domain-decomposed run (compute_decomposed). `rows` is
+// [n_atoms * width] numbers of the network's dtype (float32 networks exchange floats: half the traffic),
+// row-major, one row per atom of the call, atoms [0, n_owned) owned.
+class GhostExchange {
+ public:
+  virtual ~GhostExchange() = default;
+  // Fills the rows of the copies with their owners' rows (owned rows are set on every rank).
+  virtual void forward(float* rows, int64_t width) = 0;
+  virtual void forward(double* rows, int64_t width) = 0;
+  // Adds the copies' rows to their owners' rows, wherever the owners are (the copies' rows are then unused).
+  virtual void reverse(float* rows, int64_t width) = 0;
+  virtual void reverse(double* rows, int64_t width) = 0;
 };
 
 class Engine {
@@ -69,12 +84,17 @@ class Engine {
   Result compute(const Atoms& atoms, const int64_t* edge_i, const int64_t* edge_j, const int64_t* shifts,
                  int64_t n_edges, bool virial);
   // For a domain-decomposed caller (the LAMMPS pair style on several MPI ranks): atoms [0, n_owned) are its
-  // own, the others are copies of atoms owned elsewhere, at their image positions (so no shifts; the cell is
-  // unused). Only the owned atoms' energies count (Result.energy; .energies holds all atoms'), and the forces
-  // of all atoms are -d(that energy)/dx: the caller sends the copies' forces to their owners. No virial (the
-  // caller has it as sum(x * f) over all atoms). Edges as in compute() above.
-  Result compute_owned(const Atoms& atoms, int64_t n_owned, const int64_t* edge_i, const int64_t* edge_j,
-                       int64_t n_edges);
+  // own, the others are copies of atoms owned elsewhere (or periodic images of its own), at their image
+  // positions: no shifts, the cell is unused. Edges i -> j as in compute() above, but only from owned atoms
+  // (i < n_owned) and with every edge of an owned atom listed. The copies' features come from their owners:
+  // before each layer after the first, `exchange.forward` fills them, and in the backward pass
+  // `exchange.reverse` sends their gradients home, so the caller's copies need only reach one cutoff.
+  // Result: the owned atoms' energies (.energy, .energies [n_owned]) and the forces on all atoms, -dE/dx
+  // of the energy summed over every rank's owned atoms; the caller sends the copies' forces to their owners.
+  // No virial (the caller has it as sum(x * f) over all atoms, copies at their image positions included).
+  // Every rank must call this at each step, also with no atoms, since the exchanges are collective.
+  Result compute_decomposed(const Atoms& atoms, int64_t n_owned, const int64_t* edge_i, const int64_t* edge_j,
+                            int64_t n_edges, GhostExchange& exchange);
 
  private:
   struct Impl;

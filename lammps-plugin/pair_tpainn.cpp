@@ -34,7 +34,6 @@ PairTPaiNN::~PairTPaiNN()
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
-    memory->destroy(cutghost);
   }
 }
 
@@ -44,7 +43,6 @@ void PairTPaiNN::allocate()
   const int n = atom->ntypes + 1;
   memory->create(setflag, n, n, "pair:setflag");
   memory->create(cutsq, n, n, "pair:cutsq");
-  memory->create(cutghost, n, n, "pair:cutghost");
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++) setflag[i][j] = 0;
   type_number.assign(n, 0);
@@ -66,7 +64,9 @@ void PairTPaiNN::settings(int narg, char **arg)
   } catch (const std::exception &err) {
     error->all(FLERR, "pair_style tpainn: cannot load model: {}", err.what());
   }
-  layers = static_cast<int>(engine->metadata().n_interactions);
+  // Between layers on several ranks, each ghost receives its owner's φ(s) [3F] and v [3, F] (and sends their
+  // gradients back): the most any forward or reverse communication of this style carries per atom.
+  comm_forward = comm_reverse = static_cast<int>(6 * engine->metadata().n_features);
   // A new model may have other species: its type mapping must be given again.
   if (allocated)
     for (int i = 1; i <= atom->ntypes; i++)
@@ -117,20 +117,16 @@ void PairTPaiNN::init_style()
   else error->all(FLERR, "pair_style tpainn supports units metal and real only, not '{}'", units);
 
   // One rank: every ghost is an image of a local atom, so the graph is built on local atoms with cell shifts
-  // (exact for any box size, cost = local atoms). Several ranks: the local energies depend on atoms up to
-  // layers * cutoff away, so those atoms come as ghosts, with neighbour lists of their own (ghostneigh), and
-  // their forces go home by reverse communication; the virial is then sum(x * f) over local and ghost atoms.
-  const bool shell = comm->nprocs > 1;
-  ghostneigh = shell ? 1 : 0;
-  no_virial_fdotr_compute = shell ? 0 : 1;
-  if (shell) comm->cutghostuser = std::max(comm->cutghostuser, layers * engine->cutoff() + neighbor->skin);
-  neighbor->add_request(this, shell ? NeighConst::REQ_FULL | NeighConst::REQ_GHOST : NeighConst::REQ_FULL);
+  // (exact for any box size). Several ranks: the graph holds the local and ghost atoms, the ghosts'
+  // features come from their owners between layers, and the forces on ghosts go home by reverse
+  // communication; the virial is then sum(x * f) over local and ghost atoms.
+  no_virial_fdotr_compute = comm->nprocs > 1 ? 0 : 1;
+  neighbor->add_request(this, NeighConst::REQ_FULL);
 }
 
 double PairTPaiNN::init_one(int i, int j)
 {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set (pair_coeff * * ELEM ...)");
-  cutghost[i][j] = cutghost[j][i] = engine->cutoff();
   return engine->cutoff();
 }
 
@@ -139,7 +135,7 @@ void PairTPaiNN::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   if (vflag_atom || cvflag_atom) error->all(FLERR, "pair_style tpainn does not compute per-atom virials (stress/atom)");
   try {
-    if (comm->nprocs > 1) compute_ghost_shell();
+    if (comm->nprocs > 1) compute_decomposed();
     else compute_periodic_graph();
   } catch (const std::exception &err) {
     error->one(FLERR, "pair_style tpainn: {}", err.what());
@@ -203,74 +199,104 @@ void PairTPaiNN::compute_periodic_graph()
   }
 }
 
-// Only atoms within `layers` hops (edges shorter than the cutoff) of a local atom influence local energies, and
-// only edges into atoms within layers - 1 hops carry messages that reach them: the rest of the ghost shell
-// (most of it, the shell is sized for straight-line distances plus the skin) is left out of the graph.
-void PairTPaiNN::compute_ghost_shell()
+// The graph's nodes are all local and ghost atoms, in LAMMPS' order (so the exchanges below work on LAMMPS
+// indices directly), and its edges start at local atoms. Every rank calls the engine, also one without local
+// atoms: the feature exchanges between layers are collective.
+void PairTPaiNN::compute_decomposed()
 {
   const int nlocal = atom->nlocal, nall = nlocal + atom->nghost;
-  if (nlocal == 0) return;  // an empty sub-domain: no energy of its own, so no forces either
   double **x = atom->x;
   const double cutsq_model = engine->cutoff() * engine->cutoff();
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
-  auto within_cutoff = [&](int i, int j) {
-    const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-    return dx * dx + dy * dy + dz * dz < cutsq_model;
-  };
-
-  // Breadth-first search from the local atoms; node numbers follow the order atoms are reached.
-  hops.assign(nall, -1);
-  lammps_index.clear();
-  for (int i = 0; i < nlocal; i++) {
-    hops[i] = 0;
-    lammps_index.push_back(i);
+  positions.resize(3 * nall);
+  numbers.resize(nall);
+  for (int i = 0; i < nall; i++) {
+    std::copy_n(x[i], 3, &positions[3 * i]);
+    numbers[i] = type_number[atom->type[i]];
   }
-  for (size_t head = 0; head < lammps_index.size(); head++) {
-    const int i = lammps_index[head];
-    if (hops[i] == layers) break;  // reached in breadth-first order: all later ones are this far too
-    for (int jj = 0; jj < numneigh[i]; jj++) {
-      const int j = firstneigh[i][jj] & NEIGHMASK;
-      if (hops[j] < 0 && within_cutoff(i, j)) {
-        hops[j] = hops[i] + 1;
-        lammps_index.push_back(j);
-      }
-    }
-  }
-  const int n = static_cast<int>(lammps_index.size());
-  if (!warned_shell && comm->me == 0 && n > 4 * nlocal) {
-    warned_shell = true;
-    error->warning(FLERR, "pair_style tpainn: each rank's graph holds {} atoms for {} local ones (ghost shell of {} "
-                   "layers x cutoff); for boxes this small, one rank with more threads (OMP_NUM_THREADS) is faster",
-                   n, nlocal, layers);
-  }
-  node_of.assign(nall, -1);
-  for (int k = 0; k < n; k++) node_of[lammps_index[k]] = k;
-
-  positions.resize(3 * n);
-  numbers.resize(n);
   edge_i.clear();
   edge_j.clear();
-  for (int k = 0; k < n; k++) {
-    const int i = lammps_index[k];
-    std::copy_n(x[i], 3, &positions[3 * k]);
-    numbers[k] = type_number[atom->type[i]];
-    if (hops[i] == layers) continue;
+  const int *ilist = list->ilist, *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = ilist[ii];
     for (int jj = 0; jj < numneigh[i]; jj++) {
       const int j = firstneigh[i][jj] & NEIGHMASK;
-      if (!within_cutoff(i, j)) continue;
-      edge_i.push_back(k);
-      edge_j.push_back(node_of[j]);
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz >= cutsq_model) continue;
+      edge_i.push_back(i);
+      edge_j.push_back(j);
     }
   }
   const double no_cell[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};  // ghosts carry their image positions: no shifts
-  const tpainn::Atoms atoms{positions.data(), numbers.data(), n, no_cell};
-  const tpainn::Result r = engine->compute_owned(atoms, nlocal, edge_i.data(), edge_j.data(), int64_t(edge_i.size()));
+  const tpainn::Atoms atoms{positions.data(), numbers.data(), nall, no_cell};
+  RankExchange exchange(this);
+  const tpainn::Result r =
+      engine->compute_decomposed(atoms, nlocal, edge_i.data(), edge_j.data(), int64_t(edge_i.size()), exchange);
   double **f = atom->f;
-  for (int k = 0; k < n; k++)
-    for (int d = 0; d < 3; d++) f[lammps_index[k]][d] += energy_unit * r.forces[3 * k + d];
+  for (int i = 0; i < nall; i++)
+    for (int d = 0; d < 3; d++) f[i][d] += energy_unit * r.forces[3 * i + d];
   for (int i = 0; i < nlocal; i++) {
     if (eflag_global) eng_vdwl += energy_unit * r.energies[i];
     if (eflag_atom) eatom[i] += energy_unit * r.energies[i];
   }
+}
+
+// The engine's rows are LAMMPS' atoms: forward communication fills the ghosts' rows from their owners,
+// reverse communication adds the ghosts' rows to their owners'. The pack/unpack methods read and write
+// comm_rows, which points at the engine's rows during the call. LAMMPS' buffers are doubles: rows of floats
+// travel as bytes, two floats per double (the width, 6F, is even).
+template <typename T> void PairTPaiNN::exchange(T *rows, int64_t width, bool forward)
+{
+  comm_rows = rows;
+  comm_width = static_cast<int>(width);
+  comm_float = sizeof(T) == sizeof(float);
+  const int doubles = static_cast<int>(width * sizeof(T) / sizeof(double));
+  if (forward) comm->forward_comm(this, doubles);
+  else comm->reverse_comm(this, doubles);
+}
+
+template <typename T> int PairTPaiNN::pack_rows(int n, const int *list, int first, double *buf) const
+{
+  const T *rows = static_cast<const T *>(comm_rows);
+  const size_t row_bytes = comm_width * sizeof(T);
+  for (int i = 0; i < n; i++)
+    std::memcpy(reinterpret_cast<char *>(buf) + i * row_bytes, rows + size_t(list ? list[i] : first + i) * comm_width,
+                row_bytes);
+  return static_cast<int>(n * row_bytes / sizeof(double));
+}
+
+template <typename T> void PairTPaiNN::add_rows(int n, const int *list, const double *buf)
+{
+  T *rows = static_cast<T *>(comm_rows);
+  const char *bytes = reinterpret_cast<const char *>(buf);
+  for (int i = 0; i < n; i++) {
+    T *row = rows + size_t(list[i]) * comm_width;
+    for (int c = 0; c < comm_width; c++, bytes += sizeof(T)) {
+      T value;
+      std::memcpy(&value, bytes, sizeof(T));
+      row[c] += value;
+    }
+  }
+}
+
+int PairTPaiNN::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/)
+{
+  return comm_float ? pack_rows<float>(n, list, 0, buf) : pack_rows<double>(n, list, 0, buf);
+}
+
+void PairTPaiNN::unpack_forward_comm(int n, int first, double *buf)
+{
+  const size_t row_bytes = comm_width * (comm_float ? sizeof(float) : sizeof(double));
+  std::memcpy(static_cast<char *>(comm_rows) + first * row_bytes, buf, n * row_bytes);
+}
+
+int PairTPaiNN::pack_reverse_comm(int n, int first, double *buf)
+{
+  return comm_float ? pack_rows<float>(n, nullptr, first, buf) : pack_rows<double>(n, nullptr, first, buf);
+}
+
+void PairTPaiNN::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  if (comm_float) add_rows<float>(n, list, buf);
+  else add_rows<double>(n, list, buf);
 }

@@ -123,3 +123,65 @@ def test_neighbor_list_reuse_gives_identical_results(exported):
     assert 1 < builds < 7  # both reuse and rebuilds happened
     assert reused.engine.neighbor_list_builds == builds
     assert rebuilt.engine.neighbor_list_builds == 7
+
+
+def image_graph(atoms, cutoff):
+    """The graph a domain-decomposed caller builds: the atoms, then each periodic image a neighbour list reaches,
+    as an atom of its own at its image position (its owner's index in `owners`); edges start at the atoms."""
+    edge_index, shifts, _ = (t.numpy() for t in neighbor_list_atoms(atoms, cutoff))
+    positions, owners, node_of = list(atoms.positions), [], {}
+    neighbours = edge_index[1].copy()
+    for e in np.flatnonzero(np.any(shifts != 0, axis=1)):
+        key = (edge_index[1, e], *shifts[e])
+        if key not in node_of:
+            node_of[key] = len(positions)
+            positions.append(atoms.positions[key[0]] + shifts[e] @ atoms.cell.array)
+            owners.append(key[0])
+        neighbours[e] = node_of[key]
+    numbers = atoms.numbers[np.concatenate([np.arange(len(atoms)), owners]).astype(int)]
+    return np.array(positions), numbers, np.array(owners, dtype=np.int64), np.stack([edge_index[0], neighbours])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("name", ["periodic water", "box < 2 cutoffs", "box < cutoff"])
+def test_decomposed_path_matches_periodic_graph(model, exported, tmp_path, name, fused):
+    """The pair style's path on several MPI ranks (features of copies exchanged between layers), with periodic
+    images as the copies: the energies and forces of the periodic graph."""
+    atoms = SYSTEMS[name]()
+    ref = eager(model, atoms)
+    path = exported if fused else export_model(model, tmp_path / "unfused.pt", fused=False)
+    positions, numbers, owners, edge_index = image_graph(atoms, CUTOFF)
+    assert len(owners) > 0  # images carry part of the energy: the exchange is exercised
+    out = _C.Engine(str(path)).compute_images(positions, numbers, owners, edge_index)
+    n = len(atoms)
+    forces = out["forces"][:n].copy()
+    np.add.at(forces, owners, out["forces"][n:])
+    assert out["energy"] == pytest.approx(ref["energy"][0], abs=1e-10)
+    np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(forces, ref["forces"], rtol=0, atol=1e-10)
+
+
+def test_decomposed_path_without_atoms(exported):
+    out = _C.Engine(str(exported)).compute_images(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                                  np.zeros((2, 0), np.int64))
+    assert out["energy"] == 0.0 and out["forces"].shape == (0, 3)
+
+
+def test_decomposed_path_refuses_edges_from_copies(exported):
+    atoms = SYSTEMS["periodic water"]()
+    positions, numbers, owners, edge_index = image_graph(atoms, CUTOFF)
+    with pytest.raises(ValueError, match="not owned"):
+        _C.Engine(str(exported)).compute_images(positions, numbers, owners, edge_index[::-1].copy())
+
+
+def test_decomposed_path_in_float32(exported):
+    """A float32 network exchanges float32 features: the same as its periodic graph to float32 precision."""
+    atoms = SYSTEMS["box < 2 cutoffs"]()
+    engine = _C.Engine(str(exported), dtype="float32")
+    ref = engine.compute(atoms.positions, atoms.numbers, atoms.cell.array, [True] * 3, False)
+    positions, numbers, owners, edge_index = image_graph(atoms, CUTOFF)
+    out = engine.compute_images(positions, numbers, owners, edge_index)
+    forces = out["forces"][: len(atoms)].copy()
+    np.add.at(forces, owners, out["forces"][len(atoms) :])
+    assert out["energy"] == pytest.approx(ref["energy"], abs=1e-4)
+    np.testing.assert_allclose(forces, ref["forces"], rtol=0, atol=1e-5 * np.abs(ref["forces"]).max())

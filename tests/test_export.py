@@ -12,7 +12,7 @@ from test_model import make_model
 from tpainn import TPaiNNCalculator, load_model
 from tpainn.cli import main as cli
 from tpainn.data.graph import model_inputs
-from tpainn.export import FORMAT_FILE, export_model
+from tpainn.export import FORMAT_FILE, FORMAT_VERSION, export_model
 from tpainn.train import load_model as load_trained_model
 
 
@@ -26,7 +26,7 @@ def test_cli_export_round_trip(tmp_path, pretrained_model):
     assert cli(["export", str(pretrained_model), "-o", str(output)]) == 0
     loaded = load_model(output)
     meta = loaded.metadata
-    assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == 1
+    assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == FORMAT_VERSION == 2
     assert meta["species"] == ["H", "O"] and meta["atomic_numbers"] == [1, 8]
     assert meta["cutoff"] == 3.0 and meta["n_interactions"] == 2 and meta["receptive_field"] == 6.0
     assert meta["units"] == {"energy": "eV", "length": "Å", "forces": "eV/Å", "virial": "eV", "stress": "eV/Å^3"}

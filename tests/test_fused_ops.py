@@ -14,7 +14,7 @@ from test_engine import SYSTEMS
 from test_model import make_model
 from tpainn import TPaiNNCalculator, _C, load_model
 from tpainn.data.graph import model_inputs
-from tpainn.export import FORMAT_FILE, METADATA_FILE, export_model
+from tpainn.export import FORMAT_FILE, FORMAT_VERSION, METADATA_FILE, export_model
 from tpainn.model.fused import fuse
 
 MODELS = {
@@ -149,7 +149,7 @@ def test_engine_names_an_operator_it_does_not_have(tmp_path):
             return torch.ops.tpainn.operator_from_the_future(x)
 
     path = tmp_path / "future.pt"
-    extra_files = {FORMAT_FILE: "tpainn-exported-model 1", METADATA_FILE: "{}"}
+    extra_files = {FORMAT_FILE: f"tpainn-exported-model {FORMAT_VERSION}", METADATA_FILE: "{}"}
     torch.jit.save(torch.jit.script(Future()), str(path), _extra_files=extra_files)
     script = f"from tpainn import _C\n_C.Engine({str(path)!r})\n"
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

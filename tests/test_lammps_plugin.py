@@ -212,7 +212,7 @@ def test_unsupported_units_refused(model):
 
 
 def lmp_forces(tmp_path, atoms, model, n_ranks, processors="* * *", tag="run", preamble=(), env=None, lmp=None,
-               run=("run 0",)):
+               run=("run 0",), style_options=""):
     """Forces (by atom ID), energy, pressure and volume at the end of `[mpirun -np N] lmp -in ...` (the plugin
     auto-loaded)."""
     from ase.io import write
@@ -222,7 +222,7 @@ def lmp_forces(tmp_path, atoms, model, n_ranks, processors="* * *", tag="run", p
     dump, thermo = tmp_path / f"{tag}.forces", tmp_path / f"{tag}.thermo"
     (tmp_path / f"{tag}.in").write_text("\n".join([
         *preamble, "units metal", "atom_style atomic", "boundary p p p", f"processors {processors}", f"read_data {data}",
-        f"pair_style tpainn {model}", "pair_coeff * * H O",
+        f"pair_style tpainn {model} {style_options}", "pair_coeff * * H O",
         "variable e equal pe", "variable p equal press", "variable v equal vol",
         f"fix out all print 1 '${{e}} ${{p}} ${{v}}' file {thermo} screen no",
         f"dump f all custom 1 {dump} id fx fy fz", "dump_modify f sort id format float %.17g", *run, "",
@@ -241,15 +241,43 @@ def lmp_forces(tmp_path, atoms, model, n_ranks, processors="* * *", tag="run", p
     return forces, energy, pressure, volume
 
 
-def test_mpi_two_ranks_match_serial(model, tmp_path):
-    atoms = lower_triangular(water_box(64, 12.42, seed=64))
-    serial = lmp_forces(tmp_path, atoms, model, 1, tag="serial")
-    want = reference(atoms, model)
+@pytest.fixture(scope="module")
+def model3(tmp_path_factory):
+    """Three layers: two feature exchanges per step on several ranks, whose backward passes must pair up."""
+    return export_model(make_model(n_interactions=3), tmp_path_factory.mktemp("lammps3") / "model.pt")
+
+
+MPI_CASES = {
+    "64 H2O, 2 ranks": (2, "* * *", lambda: lower_triangular(water_box(64, 12.42, seed=64))),
+    "64 H2O, 4 ranks 2x2x1": (4, "2 2 1", lambda: lower_triangular(water_box(64, 12.42, seed=65))),
+    # Each rank's ghosts hold several images of one atom, some of them images of its own atoms.
+    "triclinic box < 2 cutoffs, 2 ranks": (2, "2 1 1", lambda: lower_triangular(water_box(12, 7.5, seed=66), (1.1, -0.7, 0.5))),
+}
+
+
+@pytest.mark.parametrize("case", list(MPI_CASES))
+def test_mpi_ranks_match_serial(model3, tmp_path, case):
+    n_ranks, processors, system = MPI_CASES[case]
+    atoms = system()
+    serial = lmp_forces(tmp_path, atoms, model3, 1, tag="serial")
+    want = reference(atoms, model3)
     np.testing.assert_allclose(serial[0], want["forces"], rtol=0, atol=1e-8 * np.abs(want["forces"]).max())
-    parallel = lmp_forces(tmp_path, atoms, model, 2, tag="mpi")
+    parallel = lmp_forces(tmp_path, atoms, model3, n_ranks, processors=processors, tag="mpi")
     np.testing.assert_allclose(parallel[0], serial[0], rtol=0, atol=1e-10)
     assert parallel[1] == pytest.approx(serial[1], rel=1e-12)
     assert parallel[2] == pytest.approx(serial[2], rel=1e-9)
+
+
+def test_mpi_float32_network(model3, tmp_path):
+    """A float32 network's features travel as floats (two per LAMMPS double): serial to float32 precision."""
+    atoms = lower_triangular(water_box(64, 12.42, seed=67))
+    serial = lmp_forces(tmp_path, atoms, model3, 1, tag="serial", style_options="dtype float32")
+    parallel = lmp_forces(tmp_path, atoms, model3, 2, tag="mpi", style_options="dtype float32")
+    want = reference(atoms, model3)
+    scale = np.abs(want["forces"]).max()
+    np.testing.assert_allclose(serial[0], want["forces"], rtol=0, atol=1e-4 * scale)  # float32 is float32
+    np.testing.assert_allclose(parallel[0], serial[0], rtol=0, atol=1e-5 * scale)
+    assert parallel[1] == pytest.approx(serial[1], rel=1e-6)
 
 
 @pytest.mark.parametrize("n_ranks", [2, 4])

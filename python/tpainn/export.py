@@ -1,7 +1,7 @@
 """TorchScript export of a trained model, with the metadata that makes the file self-contained.
 
 An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
-("tpainn-exported-model 1", the format tag and version that `load_model` below and the C++ engine
+("tpainn-exported-model 2", the format tag and version that `load_model` below and the C++ engine
 (csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
 layers, units, network dtype, the tpainn operators the file calls, versions and the training provenance, for
 people and tools; the engine reads what it needs from the scripted model's own attributes). Fused exports
@@ -30,7 +30,9 @@ from tpainn.model.fused import fuse
 
 EXPORT_FORMAT = "tpainn-exported-model"
 # Bump when the file layout or the forward signature changes; csrc/engine.cpp checks the same number.
-FORMAT_VERSION = 1
+# 2: the representation's steps (edge_features, embed, first_messages, node_messages, interact) and the model's
+# species_of / atom_energies are methods of the file, which the engine runs layer by layer on several MPI ranks.
+FORMAT_VERSION = 2
 METADATA_FILE = "tpainn_metadata.json"
 # "<format tag> <format version>": what the C++ engine checks (it reads species, cutoff and layers from the
 # scripted model's attributes and passes the JSON metadata through unparsed).

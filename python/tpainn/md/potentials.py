@@ -87,8 +87,11 @@ def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Poten
         units=METAL,
         topology=topology,
         system_commands=("units metal", "atom_style full", "boundary p p p"),
-        # Quoted: LAMMPS splits arguments at blanks, and paths may contain them.
-        style_commands=("bond_style zero", "angle_style zero", f'pair_style tpainn "{path.resolve()}"{options}'),
+        # Quoted: LAMMPS splits arguments at blanks, and paths may contain them. A 1 Å skin, not metal's default
+        # 2 Å: the lists are rebuilt every ~50 steps of water at 300 K either way, and the smaller ghost shell
+        # cuts the neighbour list by a third and, on several ranks, the ghosts whose features are exchanged.
+        style_commands=("bond_style zero", "angle_style zero", f'pair_style tpainn "{path.resolve()}"{options}',
+                        "neighbor 1.0 bin"),
         coefficient_commands=("bond_coeff *", "angle_coeff *", f"pair_coeff * * {' '.join(TYPE_ELEMENTS)}",
                               "special_bonds lj/coul 1.0 1.0 1.0"),  # fmt: skip
         # By content, not path: a model file that moved is the same model.

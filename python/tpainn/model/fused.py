@@ -9,7 +9,7 @@ state_dict keys, so it computes the same function.
 """
 
 import copy
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ OPERATORS = ["tpainn::painn_message"]
 
 
 class FusedPaiNNLayer(nn.Module):
-    """PaiNNLayer whose message block runs the fused operator: φ(s) per atom here, filters and messages in C++."""
+    """PaiNNLayer whose message block runs the fused operator: filters and messages in C++."""
 
     def __init__(self, layer: PaiNNLayer):
         super().__init__()
@@ -33,6 +33,7 @@ class FusedPaiNNLayer(nn.Module):
         self,
         s: torch.Tensor,
         v: torch.Tensor,
+        x: torch.Tensor,
         radial: torch.Tensor,
         filter_weight: torch.Tensor,
         unit_vectors: torch.Tensor,
@@ -40,18 +41,21 @@ class FusedPaiNNLayer(nn.Module):
         neighbours: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         if s.device.type == "cpu":
-            x = self.message.phi(s)
-            s, v = torch.ops.tpainn.painn_message(s, v, x, radial, filter_weight, unit_vectors, centres, neighbours)
+            # The operator updates every row of v and x: s gets zero rows for the atoms that only send.
+            n = s.shape[0]
+            padded = torch.cat([s, s.new_zeros((v.shape[0] - n, s.shape[1]))]) if n < v.shape[0] else s
+            s, v = torch.ops.tpainn.painn_message(padded, v, x, radial, filter_weight, unit_vectors, centres, neighbours)
+            s, v = s[:n], v[:n]
         else:  # the operator has CPU kernels only: the eager block, same function, elsewhere (GPU)
-            s, v = self.message(s, v, radial @ filter_weight, unit_vectors, centres, neighbours)
+            s, v = self.message(s, v, x, radial @ filter_weight, unit_vectors, centres, neighbours)
         return self.update(s, v)
 
 
-class FusedPaiNNRepresentation(nn.Module):
-    """PaiNNRepresentation (same inputs, output and parameters) with fused message blocks."""
+class FusedPaiNNRepresentation(PaiNNRepresentation):
+    """PaiNNRepresentation (same inputs, output, parameters and steps) with fused message blocks."""
 
     def __init__(self, eager: PaiNNRepresentation):
-        super().__init__()
+        nn.Module.__init__(self)  # not PaiNNRepresentation.__init__: the parameters are the eager model's
         load_extension()  # registers torch.ops.tpainn.*, which scripting resolves
         self.n_features = eager.n_features
         self.n_interactions = eager.n_interactions
@@ -62,23 +66,33 @@ class FusedPaiNNRepresentation(nn.Module):
         self.filter_nets = eager.filter_nets
         self.layers = nn.ModuleList([FusedPaiNNLayer(layer) for layer in eager.layers])
 
-    def forward(
-        self, species: torch.Tensor, vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor
-    ) -> torch.Tensor:
+    @torch.jit.export
+    def edge_features(self, vectors: torch.Tensor) -> List[torch.Tensor]:
+        """Unit vectors and the K + 1 radial features [rbf · cutoff, cutoff]: the eager filter (W rbf + b) · cutoff
+        is their product with [Wᵀ; b], which the operator forms per edge."""
         distances = torch.linalg.vector_norm(vectors, dim=-1)
-        unit_vectors = vectors / distances.unsqueeze(-1)
         cutoff = self.cutoff_fn(distances).unsqueeze(-1)
-        # The eager filter (W rbf + b) * cutoff is [rbf * cutoff, cutoff] @ [W^T; b]: one linear map of K + 1
-        # radial features, which the operator applies per edge.
-        radial = torch.cat([self.radial_basis(distances) * cutoff, cutoff], dim=-1)
-        filter_weights = [torch.cat([net.weight.t(), net.bias.unsqueeze(0)]) for net in self.filter_nets]
+        return [vectors / distances.unsqueeze(-1), torch.cat([self.radial_basis(distances) * cutoff, cutoff], dim=-1)]
 
-        s = self.embedding(species)
-        v = torch.zeros((s.shape[0], 3, self.n_features), dtype=s.dtype, device=s.device)
+    @torch.jit.export
+    def interact(
+        self,
+        index: int,
+        s: torch.Tensor,
+        v: torch.Tensor,
+        x: torch.Tensor,
+        edges: List[torch.Tensor],
+        centres: torch.Tensor,
+        neighbours: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        weight = torch.empty(0)
+        for i, net in enumerate(self.filter_nets):
+            if i == (0 if self.shared_filters else index):
+                weight = torch.cat([net.weight.t(), net.bias.unsqueeze(0)])
         for i, layer in enumerate(self.layers):
-            weight = filter_weights[0 if self.shared_filters else i]
-            s, v = layer(s, v, radial, weight, unit_vectors, centres, neighbours)
-        return s
+            if i == index:
+                return layer(s, v, x, edges[1], weight, edges[0], centres, neighbours)
+        raise IndexError("no interaction layer " + str(index))
 
 
 def fuse(model: PaiNN) -> PaiNN:

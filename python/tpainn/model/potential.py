@@ -80,6 +80,20 @@ class PaiNN(nn.Module):
         self.register_buffer("reference_energies", torch.zeros(len(numbers), dtype=torch.float64))
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
 
+    @torch.jit.export
+    def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Index into the model's species of each atomic number; an error names the unknown ones."""
+        species = self.species_index[numbers]
+        if bool((species < 0).any()):
+            unknown: List[int] = torch.unique(numbers[species < 0]).tolist()
+            raise ValueError("atomic numbers " + str(unknown) + " are not among this model's species " + str(self.species))
+        return species
+
+    @torch.jit.export
+    def atom_energies(self, s: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Energies [N] (eV, float64) of atoms with scalar features s [N, F]: E_ref(Z) + scale · MLP(s)."""
+        return self.readout(s).squeeze(-1).to(torch.float64) * self.energy_scale + self.reference_energies[species]
+
     @classmethod
     def from_hyperparameters(cls, hyperparameters: Dict[str, Any]) -> "PaiNN":
         return cls(**hyperparameters)
@@ -102,11 +116,7 @@ class PaiNN(nn.Module):
         Returns energy [B] eV, energies [N] eV; forces [N,3] eV/Å; virial [B,3,3] eV (= −∂E/∂ε) and
         stress [B,3,3] eV/Å³ (= ∂E/∂ε / V, the ASE sign convention) when asked for.
         """
-        species = self.species_index[numbers]
-        if bool((species < 0).any()):
-            unknown: List[int] = torch.unique(numbers[species < 0]).tolist()
-            raise ValueError("atomic numbers " + str(unknown) + " are not among this model's species " + str(self.species))
-
+        species = self.species_of(numbers)
         positions = positions.to(torch.float64)
         cell = cell.to(torch.float64)
         inputs: List[torch.Tensor] = []
@@ -127,8 +137,7 @@ class PaiNN(nn.Module):
 
         network_dtype = self.representation.embedding.weight.dtype
         s = self.representation(species, vectors.to(network_dtype), centres, neighbours)
-        energies = self.readout(s).squeeze(-1).to(torch.float64) * self.energy_scale
-        energies = energies + self.reference_energies[species]
+        energies = self.atom_energies(s, species)
         energy = torch.zeros(n_graphs, dtype=torch.float64, device=energies.device).index_add(0, batch, energies)
         result: Dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
         if len(inputs) == 0:
