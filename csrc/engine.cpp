@@ -317,14 +317,18 @@ struct Engine::Impl {
     return g;
   }
 
+  // A device copy of the caller's memory: from_blob does not copy, .to(..., copy=true) gives a tensor that owns
+  // its memory, on the device.
+  torch::Tensor on_device(const torch::Tensor& caller_memory) const {
+    return caller_memory.to(device, /*non_blocking=*/false, /*copy=*/true);
+  }
+
   // The model's inputs for one graph; `positions` is the device copy passed to the model.
   std::vector<torch::jit::IValue> model_inputs(const Atoms& a, const Graph& g, bool forces, bool virial,
                                                torch::Tensor& positions) const {
     const int64_t n = a.n_atoms, n_edges = int64_t(g.index_i.size());
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
     const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-    // from_blob does not copy: .to(..., copy=true) gives tensors that own their memory, on the device.
-    auto on_device = [this](const torch::Tensor& t) { return t.to(device, /*non_blocking=*/false, /*copy=*/true); };
     torch::Tensor edge_index = torch::empty({2, n_edges}, i64);
     std::copy(g.index_i.begin(), g.index_i.end(), edge_index.data_ptr<int64_t>());
     std::copy(g.index_j.begin(), g.index_j.end(), edge_index.data_ptr<int64_t>() + n_edges);
@@ -377,7 +381,6 @@ struct Engine::Impl {
     const int64_t n = a.n_atoms, n_edges = int64_t(g.index_i.size());
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
     const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-    auto on_device = [this](const torch::Tensor& t) { return t.to(device, /*non_blocking=*/false, /*copy=*/true); };
     torch::Tensor positions = on_device(torch::from_blob(const_cast<double*>(a.positions), {n, 3}, f64));
     positions.requires_grad_(true);
     const torch::Tensor numbers = on_device(torch::from_blob(const_cast<int64_t*>(a.numbers), {n}, i64));
