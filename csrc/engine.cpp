@@ -410,8 +410,10 @@ struct Engine::Impl {
       s = updated->elements()[0].toTensor();
       v = updated->elements()[1].toTensor();
     }
-    const torch::Tensor energies =
-        module.get_method("atom_energies")({s, species.narrow(0, 0, n_owned)}).toTensor().to(torch::kCPU);
+    const torch::Tensor network = module.get_method("atom_energies")({s, species.narrow(0, 0, n_owned)}).toTensor();
+    const torch::Tensor repulsion =
+        module.get_method("repulsion_energies")({vectors, species, centres, neighbours, n_owned}).toTensor();
+    const torch::Tensor energies = (network + repulsion).to(torch::kCPU);
     const torch::Tensor energy = energies.sum();
     const auto grads = torch::autograd::grad({energy}, {positions, anchor}, {}, false, false, /*allow_unused=*/true);
     const torch::Tensor forces =

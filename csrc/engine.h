@@ -16,7 +16,7 @@
 namespace tpainn {
 
 // Must match FORMAT_VERSION in python/tpainn/export.py.
-constexpr int64_t kExportFormatVersion = 2;
+constexpr int64_t kExportFormatVersion = 3;
 
 // What the engine knows about the loaded model (read from the scripted model's own attributes).
 struct Metadata {

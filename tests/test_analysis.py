@@ -13,6 +13,7 @@ import pytest
 
 from tpainn.analysis import analyze, block_average, first_peak, open_run, yeh_hummer_correction
 from tpainn.analysis.density import density
+from tpainn.analysis.report import write_report
 from tpainn.cli import main
 
 MASS_O, MASS_H = 15.9994, 1.008
@@ -210,6 +211,24 @@ def test_density_discards_a_detected_or_configured_equilibration(tmp_path):
     assert abs(configured["mean_g_cm3"] - expected) < 4 * configured["error_g_cm3"]
     no_discard = density(run, equilibration_ps=0.0)
     assert no_discard["mean_g_cm3"] < expected - 4 * configured["error_g_cm3"]  # the transient biases it
+    assert not detected["drifting"] and not configured["drifting"]
+
+
+def test_a_drifting_density_is_flagged(tmp_path):
+    """A box that keeps expanding (a model with no liquid at this pressure) has no equilibrium density."""
+    rng = np.random.default_rng(8)
+    time_ps = np.arange(400) * THERMO_EVERY * TIMESTEP_FS / 1000  # 20 ps
+    volumes = 1920.0 * (1 + 0.01 * time_ps) + rng.normal(0, 5, len(time_ps))  # ~ −0.01 g/cm³ per ps
+    run = open_run(write_run(tmp_path / "run", brownian_frames(0.23, 21, seed=8), BOX_A, npt_volumes=volumes))
+    detected = density(run)  # pymbar would discard nearly all of a drifting series: at most half is
+    assert detected["equilibration_ps"] <= 10.0 and detected["drifting"]
+    result = density(run, equilibration_ps=0.0)
+    assert result["drifting"]
+    mass_amu = N_MOLECULES * (MASS_O + 2 * MASS_H)
+    slope = np.polyfit(time_ps, mass_amu / volumes * 1.66053906660, 1)[0]
+    assert result["drift_g_cm3_per_ps"] == pytest.approx(slope, rel=0.05)
+    paths = write_report([{"model": "expanding", "run_dir": "r", "density": result}], tmp_path / "report")
+    assert "not stationary: drifts -0.0" in paths["markdown"].read_text()
 
 
 def test_block_average_error_of_a_correlated_series():
@@ -276,7 +295,7 @@ def test_cli_reports_two_runs_in_one_table(tmp_path, capsys):
 
 
 def test_cli_names_runs_it_cannot_analyse_in_the_report(tmp_path, capsys):
-    """An MD run that crashed is a row saying why, next to the runs that finished."""
+    """An MD run that crashed is a row saying why, next to the runs that finished and one without NPT."""
     good = write_run(tmp_path / "good", brownian_frames(0.23, 101, seed=12), BOX_A, model="finished",
                      npt_volumes=np.random.default_rng(3).normal(1900.0, 5.0, 100))  # fmt: skip
     crashed = write_run(tmp_path / "crashed", brownian_frames(0.23, 101, seed=13), BOX_A, model="crashed model",
@@ -288,7 +307,10 @@ def test_cli_names_runs_it_cannot_analyse_in_the_report(tmp_path, capsys):
     assert main(["analyze", str(good), str(crashed), str(nvt_only), "-o", str(out)]) == 0
     rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| finished |") and rows[2].startswith("| crashed model | — |")
-    assert rows[3].startswith("| nvt only | — | ") and "density not analysed: " in rows[3] and "± " in rows[3]
+    # A run held at one density (no NPT stage) is a row with that density, not a density error.
+    mass_amu = N_MOLECULES * (MASS_O + 2 * MASS_H)
+    assert rows[3].startswith(f"| nvt only | {mass_amu / BOX_A**3 * 1.66053906660:.3f} (NVT, fixed) | ")
+    assert "not analysed" not in rows[3] and "± " in rows[3]
     assert "not analysed: " in rows[2] and "the LAMMPS run failed: ERROR: Pair tpainn: atoms 3 and 7 overlap" in rows[2]
     assert "atoms 3 and 7 overlap" in capsys.readouterr().err
     assert json.loads((out / "results.json").read_text())[1]["error"].startswith(str(crashed / "log.lammps"))

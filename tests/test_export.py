@@ -26,7 +26,8 @@ def test_cli_export_round_trip(tmp_path, pretrained_model):
     assert cli(["export", str(pretrained_model), "-o", str(output)]) == 0
     loaded = load_model(output)
     meta = loaded.metadata
-    assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == FORMAT_VERSION == 2
+    assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == FORMAT_VERSION == 3
+    assert meta["repulsion"].startswith("ZBL below the training data")
     assert meta["species"] == ["H", "O"] and meta["atomic_numbers"] == [1, 8]
     assert meta["cutoff"] == 3.0 and meta["n_interactions"] == 2 and meta["receptive_field"] == 6.0
     assert meta["units"] == {"energy": "eV", "length": "Å", "forces": "eV/Å", "virial": "eV", "stress": "eV/Å^3"}

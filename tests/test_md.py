@@ -4,37 +4,16 @@ import numpy as np
 import pytest
 import torch
 from ase import units
-from ase.calculators.calculator import Calculator
-from ase.calculators.mixing import SumCalculator
 from ase.md.langevin import Langevin
 from ase.md.nptberendsen import NPTBerendsen
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
-from ase.neighborlist import neighbor_list
 from ase.optimize import BFGS
 
 from test_model import make_model
 from tpainn import TPaiNNCalculator
 from tpainn.data import load_frames
 from tpainn.export import export_model
-
-
-class SoftWall(Calculator):
-    """E = ½ k Σ_pairs (r0 − r)² for r < r0: keeps the random test model's atoms from collapsing."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, r0: float, k: float):
-        super().__init__()
-        self.r0, self.k = r0, k
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
-        super().calculate(atoms, properties, system_changes)
-        i, j, d, vectors = neighbor_list("ijdD", self.atoms, self.r0)  # both directions of each pair
-        self.results["energy"] = 0.25 * self.k * np.sum((self.r0 - d) ** 2)
-        forces = np.zeros((len(self.atoms), 3))
-        np.add.at(forces, j, (self.k * (self.r0 - d) / d)[:, None] * vectors)
-        self.results["forces"] = forces
 
 
 @pytest.fixture
@@ -53,9 +32,11 @@ def liquid(data_dir):
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory):
-    """A random (untrained) model, F=8, 2 layers, 3 Å cutoff: smooth but with eV-scale energy changes."""
-    model = make_model(n_features=8, cutoff=3.0, n_interactions=2, n_rbf=4)
+def small_model(tmp_path_factory, data_dir):
+    """A random (untrained) model, F=8, 2 layers, 3 Å cutoff: smooth but with eV-scale energy changes. Its
+    short-range repulsion, fitted to the liquid frames, keeps the random network's atoms from collapsing."""
+    model = make_model(n_features=8, cutoff=3.0, n_interactions=2, n_rbf=4, repulsion="none")
+    model.set_repulsion("zbl", load_frames("water-revpbe0-d3")[:10])
     model.energy_scale.fill_(0.1)
     return export_model(model, tmp_path_factory.mktemp("md") / "small.pt")
 
@@ -63,13 +44,11 @@ def small_model(tmp_path_factory):
 def test_nve_conserves_energy(liquid, small_model, one_thread):
     """1,000 VelocityVerlet steps of 0.25 fs from 300 K: |E_total(t) − E_total(0)| < 2e-3 eV (1e-5 eV/atom).
 
-    A random model has no repulsive core, so a soft wall (r < 0.8 Å) is added; the model's own potential
-    energy must change by ≥ 100× the bound, so forces that are not −∇E (a 5 % error already drifts by
-    ~0.02 eV here) fail the test.
+    The model's potential energy must change by ≥ 100× the bound, so forces that are not −∇E (a 5 % error
+    already drifts by ~0.02 eV here) fail the test.
     """
     atoms = liquid.copy()
-    model = TPaiNNCalculator(small_model, skin=0.5)
-    atoms.calc = SumCalculator([model, SoftWall(r0=0.8, k=10.0)])
+    atoms.calc = model = TPaiNNCalculator(small_model, skin=0.5)
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
     total, model_energy = [], []
 
@@ -98,7 +77,7 @@ def test_optimizer_lowers_energy(liquid, small_model, one_thread):
 
 def test_langevin_and_npt_run(liquid, small_model, one_thread):
     atoms = liquid.copy()
-    atoms.calc = TPaiNNCalculator(small_model)  # 20 steps of 0.25 fs: too short to need the wall
+    atoms.calc = TPaiNNCalculator(small_model)
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
     Langevin(atoms, 0.25 * units.fs, temperature_K=300, friction=0.01, rng=np.random.default_rng(2)).run(10)
     volume = atoms.get_volume()

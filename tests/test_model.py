@@ -15,11 +15,17 @@ from tpainn.model import PaiNN
 CUTOFF = 4.0
 
 
+# Short-range repulsion onsets (Å; rows and columns H, O) that the random test boxes' close pairs fall below,
+# so that every comparison (eager, TorchScript, engine, LAMMPS, MPI, finite differences) includes the term.
+TEST_ONSETS = [[1.4, 0.9], [0.9, 2.4]]
+
+
 def make_model(seed=0, **kwargs):
     torch.manual_seed(seed)
-    options = dict(cutoff=CUTOFF, n_features=16, n_interactions=2, n_rbf=8, dtype="float64")
+    options = dict(cutoff=CUTOFF, n_features=16, n_interactions=2, n_rbf=8, dtype="float64", repulsion="zbl")
     options.update(kwargs)
     model = PaiNN(["H", "O"], **options)
+    model.repulsion.onsets.copy_(torch.tensor(TEST_ONSETS, dtype=torch.float64))
     # The readout's last layer starts at zero (energy = reference energies); randomise it so that
     # forces and stress are non-trivial functions of the geometry.
     torch.nn.init.normal_(model.readout[-1].weight, std=0.5)

@@ -1,7 +1,7 @@
 """TorchScript export of a trained model, with the metadata that makes the file self-contained.
 
 An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
-("tpainn-exported-model 2", the format tag and version that `load_model` below and the C++ engine
+("tpainn-exported-model 3", the format tag and version that `load_model` below and the C++ engine
 (csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
 layers, units, network dtype, the tpainn operators the file calls, versions and the training provenance, for
 people and tools; the engine reads what it needs from the scripted model's own attributes). Fused exports
@@ -32,7 +32,8 @@ EXPORT_FORMAT = "tpainn-exported-model"
 # Bump when the file layout or the forward signature changes; csrc/engine.cpp checks the same number.
 # 2: the representation's steps (edge_features, embed, first_messages, node_messages, interact) and the model's
 # species_of / atom_energies are methods of the file, which the engine runs layer by layer on several MPI ranks.
-FORMAT_VERSION = 2
+# 3: the short-range repulsion (model/repulsion.py), a method of the file (repulsion_energies) the engine adds.
+FORMAT_VERSION = 3
 METADATA_FILE = "tpainn_metadata.json"
 # "<format tag> <format version>": what the C++ engine checks (it reads species, cutoff and layers from the
 # scripted model's attributes and passes the JSON metadata through unparsed).
@@ -52,6 +53,7 @@ def export_metadata(model: PaiNN, fused: bool) -> Dict[str, Any]:
         "cutoff": model.cutoff,
         "n_interactions": model.n_interactions,
         "receptive_field": model.cutoff * model.n_interactions,
+        "repulsion": model.repulsion.describe(model.species),
         "units": UNITS,
         "dtype": hyperparameters["dtype"],
         "fused_operators": list(FUSED_OPERATORS) if fused else [],

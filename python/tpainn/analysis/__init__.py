@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tpainn.analysis.density import block_average, density
+from tpainn.analysis.density import block_average, density, fixed_density
 from tpainn.analysis.diffusion import diffusion, yeh_hummer_correction
 from tpainn.analysis.rdf import first_peak, rdfs
 from tpainn.analysis.report import EXPERIMENT, write_report
@@ -49,7 +49,8 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
     `equilibration_ps` (from the NPT start) overrides the detected equilibration, `fit_window_ps` the
     MSD fit window, `viscosity_mPa_s` the experimental viscosity in the Yeh–Hummer correction. Given an
     `errors` dict, a property that cannot be computed is recorded there by name instead of raised (a run
-    that cannot be opened, or that crashed, still raises).
+    that cannot be opened, or that crashed, still raises), and a run without NPT gets its fixed density
+    ("fixed_density_g_cm3") instead of a density.
     """
     unknown = set(properties) - set(PROPERTIES)
     if unknown:
@@ -65,6 +66,10 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
     }
     for name in properties:
         try:
+            if name == "density" and errors is not None and not run.has_stage(("npt",)):
+                # A run held at one density (NVT throughout) is a report row too: that density is its setting.
+                result["fixed_density_g_cm3"] = fixed_density(run)
+                continue
             result[name] = compute[name]()
         except (FileNotFoundError, ValueError) as err:
             if errors is None:

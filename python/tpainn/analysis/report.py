@@ -43,7 +43,7 @@ def _row(result: dict) -> list[str]:
     density, diffusion, oo = result.get("density"), result.get("diffusion"), result.get("rdf", {}).get("O-O")
     return [
         result["model"],
-        _pm(density["mean_g_cm3"], density["error_g_cm3"], 4) if density else "—",
+        _density(density) if density else _fixed(result.get("fixed_density_g_cm3")),
         _pm(diffusion["D_pbc_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
         f"{diffusion['correction_1e-9_m2_s']:.2f}" if diffusion else "—",
         _pm(diffusion["D_inf_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
@@ -51,6 +51,17 @@ def _row(result: dict) -> list[str]:
         _number(oo["first_peak_height"], 2) if oo else "—",
         result["run_dir"] + "".join(f"; {name} not analysed: {why}" for name, why in result.get("errors", {}).items()),
     ]
+
+
+def _density(density: dict) -> str:
+    text = _pm(density["mean_g_cm3"], density["error_g_cm3"], 4)
+    if density["drifting"]:
+        text += f" (not stationary: drifts {density['drift_g_cm3_per_ps']:+.4f} g/cm³ per ps)"
+    return text
+
+
+def _fixed(density_g_cm3: float | None) -> str:
+    return "—" if density_g_cm3 is None else f"{density_g_cm3:.3f} (NVT, fixed)"
 
 
 def _experiment_row() -> list[str]:
@@ -71,7 +82,9 @@ def _markdown(rows: list[list[str]], plots: dict[str, Path]) -> str:
     lines = ["# Liquid water: T-PaiNN runs next to experiment", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]  # fmt: skip
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", "Errors: density by block averaging after equilibration; D by the spread over molecules.",
+    lines += ["", "Errors: density by block averaging after equilibration (a density still drifting then is marked"
+              " not stationary: the box has not settled, so its mean is no equilibrium density); D by the spread over"
+              " molecules.",
               "D_∞ = D_PBC + Yeh–Hummer finite-size correction (cubic box, experimental viscosity unless set).", ""]  # fmt: skip
     lines += [f"![{kind}]({path.name})" for kind, path in plots.items()]
     return "\n".join(lines) + "\n"

@@ -58,6 +58,9 @@ class Run:
     def label(self) -> str:
         return self.summary["model"]
 
+    def has_stage(self, ensembles: tuple[str, ...]) -> bool:
+        return any(stage.ensemble.lower() in ensembles for stage in self.stages)
+
     def last_stage(self, ensembles: tuple[str, ...], purpose: str) -> Stage:
         """The last stage run in one of `ensembles`; ValueError naming the summary if there is none."""
         matching = [stage for stage in self.stages if stage.ensemble.lower() in ensembles]

@@ -13,6 +13,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from tpainn.model.radial import CosineCutoff, radial_basis
+from tpainn.model.repulsion import ShortRangeRepulsion
 from tpainn.model.representation import PaiNNRepresentation
 
 
@@ -31,8 +32,9 @@ def _symbols(species: Sequence[Union[str, int]]) -> List[str]:
 class PaiNN(nn.Module):
     """PaiNN interatomic potential (Schütt et al. 2021).
 
-    E = Σ_i [ E_ref(Z_i) + scale · MLP(s_i) ] where s_i are the PaiNN scalar features, E_ref the
-    per-element reference energies (fitted by least squares) and scale a global energy scale.
+    E = Σ_i [ E_ref(Z_i) + scale · MLP(s_i) ] + E_rep where s_i are the PaiNN scalar features, E_ref the
+    per-element reference energies (fitted by least squares), scale a global energy scale and E_rep the
+    short-range repulsion below the training data's shortest distances (repulsion="zbl"; model/repulsion.py).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class PaiNN(nn.Module):
         rbf: str = "gaussian",
         shared_filters: bool = False,
         dtype: str = "float64",
+        repulsion: str = "none",
     ):
         super().__init__()
         self.species: List[str] = _symbols(species)
@@ -52,7 +55,7 @@ class PaiNN(nn.Module):
         self.n_interactions = int(n_interactions)
         self.hyperparameters = dict(
             species=self.species, cutoff=self.cutoff, n_features=n_features, n_interactions=n_interactions,
-            n_rbf=n_rbf, rbf=rbf, shared_filters=shared_filters, dtype=dtype,
+            n_rbf=n_rbf, rbf=rbf, shared_filters=shared_filters, dtype=dtype, repulsion=repulsion,
         )  # fmt: skip
         numbers = [ATOMIC_NUMBERS[s] for s in self.species]
         self.register_buffer("atomic_numbers", torch.tensor(numbers, dtype=torch.long))
@@ -79,6 +82,7 @@ class PaiNN(nn.Module):
         self.readout.to(network_dtype)
         self.register_buffer("reference_energies", torch.zeros(len(numbers), dtype=torch.float64))
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
+        self.repulsion = ShortRangeRepulsion(numbers, repulsion)
 
     @torch.jit.export
     def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
@@ -93,6 +97,19 @@ class PaiNN(nn.Module):
     def atom_energies(self, s: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Energies [N] (eV, float64) of atoms with scalar features s [N, F]: E_ref(Z) + scale · MLP(s)."""
         return self.readout(s).squeeze(-1).to(torch.float64) * self.energy_scale + self.reference_energies[species]
+
+    @torch.jit.export
+    def repulsion_energies(self, vectors: torch.Tensor, species: torch.Tensor, centres: torch.Tensor,
+                           neighbours: torch.Tensor, n_atoms: int) -> torch.Tensor:
+        """Short-range repulsion energies [n_atoms] (eV, float64) from the edge vectors [E, 3] (Å, float64)."""
+        return self.repulsion(vectors, species, centres, neighbours, n_atoms)
+
+    def set_repulsion(self, kind: str, frames: Sequence) -> None:
+        """Use repulsion `kind` with onsets fitted to `frames` (kept below the present ones if the kind is unchanged)."""
+        if kind != self.hyperparameters["repulsion"]:
+            self.repulsion = ShortRangeRepulsion(self.atomic_numbers.tolist(), kind).to(self.atomic_numbers.device)
+            self.hyperparameters["repulsion"] = kind
+        self.repulsion.fit_onsets(frames, self.species)
 
     @classmethod
     def from_hyperparameters(cls, hyperparameters: Dict[str, Any]) -> "PaiNN":
@@ -137,7 +154,7 @@ class PaiNN(nn.Module):
 
         network_dtype = self.representation.embedding.weight.dtype
         s = self.representation(species, vectors.to(network_dtype), centres, neighbours)
-        energies = self.atom_energies(s, species)
+        energies = self.atom_energies(s, species) + self.repulsion_energies(vectors, species, centres, neighbours, len(species))
         energy = torch.zeros(n_graphs, dtype=torch.float64, device=energies.device).index_add(0, batch, energies)
         result: Dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
         if len(inputs) == 0:

@@ -36,7 +36,8 @@ def load_pretrained(config: Dict[str, Any], species: Sequence[str]) -> PaiNN:
         )
     for key, value in config["model"].items():
         pretrained = model.hyperparameters[key]
-        if key != "dtype" and value != pretrained:
+        # dtype and the repulsion (fitted to the data, not learned) may change; the network may not.
+        if key not in ("dtype", "repulsion") and value != pretrained:
             raise ValueError(
                 f"config model.{key}={value} does not match the pretrained model's {key}={pretrained} "
                 f"({config['autotune']['from']}); autotuning keeps the pretrained architecture"
@@ -97,6 +98,7 @@ def prepare(config: Dict[str, Any], train_frames: Sequence, species: Sequence[st
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown autotune.strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     model = load_pretrained(config, species)
+    model.set_repulsion(config["model"]["repulsion"], train_frames)
     references, factor = refit_reference_energies(model, train_frames, prior)
     refs = ", ".join(f"{s} {e:.4f}" for s, e in zip(model.species, references))
     print(f"autotune: refitted reference energies (eV) {refs}; energy scale × {factor:.4f}")

@@ -15,6 +15,9 @@ DEFAULTS: Dict[str, Any] = {
         "rbf": "gaussian",
         "shared_filters": False,
         "dtype": "float32",  # the network's dtype; inputs/outputs are float64 regardless
+        # "zbl": screened nuclear repulsion below each element pair's shortest distance in the training frames
+        # (zero on them), so that MD cannot fall into the network's untrained short range; "none": network only.
+        "repulsion": "zbl",
     },
     "data": {
         "dataset": "water-revpbe0-d3",  # registry name or file path

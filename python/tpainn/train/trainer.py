@@ -56,6 +56,7 @@ def build_model(config: Dict[str, Any], train_frames: Sequence, species: Sequenc
     if config["autotune"]["from"]:
         return autotune.prepare(config, train_frames, species, prior)
     model = PaiNN(species, **config["model"])
+    model.set_repulsion(config["model"]["repulsion"], train_frames)
     references = fit_reference_energies(train_frames, species, prior)
     model.reference_energies.copy_(torch.as_tensor(references))
     model.energy_scale.fill_(fit_energy_scale(train_frames, species, references))
