@@ -33,8 +33,10 @@ $(VENV)/.installed: $(VENV)/.toolchain $(SOURCES)
 
 install: $(VENV)/.installed
 
+# SCALE=paper: the same pipeline at production length (examples/water/demo.sh), for a GPU or a cluster node.
+SCALE ?= quick
 demo: install
-	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/water/demo.sh
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/water/demo.sh $(SCALE)
 
 test: install
 	$(PY) -m pytest tests

@@ -1,39 +1,51 @@
 #!/usr/bin/env bash
-# The complete T-PaiNN job at quick scale (`make demo`; ~30 min on 2 CPU cores), every step a `tpainn`
-# command that a user would run by hand:
+# The complete T-PaiNN job, every step a `tpainn` command that a user would run by hand:
 #   1. classical SPC/Fw water frames (LAMMPS)        4. export both models (TorchScript, for C++/LAMMPS)
 #   2. pretrain PaiNN on them                        5. LAMMPS MD (pair_style tpainn) of both, NPT and at
 #                                                       the experimental density, + SPC/Fw
-#   3. autotune on 50 revPBE0-D3 frames, and the     6. density, diffusion, RDFs vs experiment: the report
+#   3. autotune on N revPBE0-D3 frames, and the      6. density, diffusion, RDFs vs experiment: the report
 #      same network from scratch on the same frames
-# Every step continues where it stopped when the script is run again. Outputs: runs/demo/.
-# Production scale: examples/water/transfer.sh (learning curves) and `tpainn md water --scale paper`.
+# Scales (first argument; `make demo SCALE=...`):
+#   quick (default, `make demo`): ~30 min on 2 CPU cores. 450 SPC/Fw frames, F=32 x 2 layers, N = 50,
+#     64 H2O for 0.5 + 2 + 2.5 ps. Outputs: runs/demo/.
+#   paper: the same pipeline at production length, for a GPU (used when torch sees one) or a cluster node:
+#     5,000 SPC/Fw frames, F=128 x 3 layers, N = 90, 128 H2O for 10 + 100 + 100 ps. Outputs: runs/demo-paper/.
+# Every step continues where it stopped when the script is run again.
 set -euo pipefail
-out=runs/demo
-# Two jobs share the two cores at step 5; one thread each avoids oversubscription.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+scale=${1:-quick}
 here=$(dirname "$0")
+case $scale in
+  quick)
+    out=runs/demo configs=$here/demo n_frames=50
+    classical_options="--temperatures 300 350 400 --densities 0.95 1.0 1.05 --frames-per-state 50 --equilibration-ps 2"
+    md_options="--n-molecules 64 --equilibration-ps 0.5 --npt-ps 2 --production-ps 2.5" ;;
+  paper)
+    out=runs/demo-paper configs=$here/paper n_frames=90
+    classical_options=""  # the full grid: 5 temperatures x 5 densities, 200 frames each
+    md_options="--n-molecules 128 --scale paper" ;;
+  *) echo "demo: unknown scale '$scale': choose quick or paper" >&2; exit 2 ;;
+esac
+# Several MD runs share the cores at step 5; one thread each avoids oversubscription.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+device=$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 
 mkdir -p $out/classical
-tpainn classical water -o $out/classical/spcfw-64.h5 --temperatures 300 350 400 --densities 0.95 1.0 1.05 \
-  --frames-per-state 50 --equilibration-ps 2
-tpainn pretrain $here/demo/pretrain.yaml --resume
-tpainn experiment learning-curve $here/demo/learning-curve.yaml
+tpainn classical water -o $out/classical/spcfw-64.h5 $classical_options
+tpainn pretrain $configs/pretrain.yaml --resume
+tpainn experiment learning-curve $configs/learning-curve.yaml
 for arm in autotuned scratch; do
-  tpainn export $out/learning-curve/$arm-N50-seed0/model.pt -o $out/$arm.pt
+  tpainn export $out/learning-curve/$arm-N$n_frames-seed0/model.pt -o $out/$arm.pt
 done
 
-# 64 molecules: 0.5 ps NVT, 2 ps NPT (density), 2.5 ps NVT production (diffusion, RDFs); 0.5 fs steps.
-md_options="--n-molecules 64 --equilibration-ps 0.5 --npt-ps 2 --production-ps 2.5"
 # The DFT frames hold one density and no stress: a model's pressure is an extrapolation, and if its box drifts
 # away in NPT the production that follows is not liquid water. So each model also runs NVT at the experimental
 # density, where its diffusion and structure compare with experiment whatever its pressure.
-nvt_options="--n-molecules 64 --equilibration-ps 0.5 --npt-ps 0 --density 0.997 --production-ps 2.5"
 pids=()
 for arm in autotuned scratch; do
-  label=$([ $arm = autotuned ] && echo "autotuned (SPC/Fw → 50 revPBE0-D3 frames)" || echo "DFT-only (50 revPBE0-D3 frames)")
-  tpainn md water --model $out/$arm.pt --label "$label" -o $out/md/$arm $md_options & pids+=($!)
-  tpainn md water --model $out/$arm.pt --label "$label, NVT at 0.997 g/cm³" -o $out/md/$arm-nvt $nvt_options & pids+=($!)
+  label=$([ $arm = autotuned ] && echo "autotuned (SPC/Fw → $n_frames revPBE0-D3 frames)" || echo "DFT-only ($n_frames revPBE0-D3 frames)")
+  tpainn md water --model $out/$arm.pt --label "$label" -o $out/md/$arm $md_options --device $device & pids+=($!)
+  tpainn md water --model $out/$arm.pt --label "$label, NVT at 0.997 g/cm³" -o $out/md/$arm-nvt $md_options \
+    --npt-ps 0 --density 0.997 --device $device & pids+=($!)
 done
 tpainn md water --model spcfw --label "SPC/Fw (classical)" -o $out/md/spcfw $md_options
 # A failed run is a row of the report naming its LAMMPS error.

@@ -1,0 +1,36 @@
+"""The configs of `make demo` (examples/water/demo.sh) at both scales fit together: a mismatch would only show
+after the (hours of) pretraining."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tpainn.experiments.learning_curve import load_experiment, run_config
+from tpainn.train import load_config
+
+WATER = Path(__file__).resolve().parent.parent / "examples" / "water"
+DEMO = (WATER / "demo.sh").read_text()
+
+
+@pytest.mark.parametrize("scale, configs", [("quick", "demo"), ("paper", "paper")])
+def test_demo_configs_chain(scale, configs):
+    block = re.search(rf"^  {scale}\)\n(.*?);;", DEMO, re.S | re.M)[1]
+    out = re.search(r"out=(\S+)", block)[1]
+    assert re.search(rf"configs=\$here/{configs}\b", block)
+    n_frames = int(re.search(r"n_frames=(\d+)", block)[1])
+    pretrain = load_config(WATER / configs / "pretrain.yaml")
+    experiment = load_experiment(WATER / configs / "learning-curve.yaml")
+    assert pretrain["data"]["dataset"] == f"{out}/classical/spcfw-64.h5"  # what step 1 writes
+    assert experiment["pretrained"] == f"{pretrain['output_dir']}/model.pt"
+    assert experiment["sizes"] == [n_frames] and experiment["seeds"] == [0]  # the models step 4 exports
+    assert experiment["output_dir"] == f"{out}/learning-curve"
+    autotuned = run_config(experiment, "autotuned", n_frames, 0)
+    assert autotuned["model"] == pretrain["model"]  # autotuning keeps the pretrained architecture
+    assert autotuned["autotune"]["from"] == experiment["pretrained"]
+
+
+def test_demo_refuses_an_unknown_scale():
+    result = subprocess.run(["bash", str(WATER / "demo.sh"), "huge"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown scale 'huge'" in result.stderr
