@@ -287,7 +287,11 @@ def test_cli_reports_two_runs_in_one_table(tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in table[1:]] == ["autotuned", "dft-only", "experiment (298 K)"]
-    assert "0.997" in table[-1] and "2.30" in table[-1]
+    assert "0.997" in table[-1] and "2.30" in table[-1] and "≈ 2.4" in table[-1]
+    results = json.loads((out / "results.json").read_text())
+    hh_column = table[0].split("|").index(" H–H peak r (Å) ")
+    hh = results[0]["rdf"]["H-H"]["first_peak_A"]
+    assert table[1].split("|")[hh_column].strip() == ("—" if hh is None else f"{hh:.2f}")
     assert "<td>dft-only</td>" in (out / "report.html").read_text()
     results = json.loads((out / "results.json").read_text())
     assert results[0]["diffusion"]["D_pbc_1e-9_m2_s"] > results[1]["diffusion"]["D_pbc_1e-9_m2_s"]
