@@ -6,8 +6,8 @@ extrapolation, often attractive, and MD that strays there collapses (atoms merge
 steps). This term adds the Ziegler–Biersack–Littmark universal screened nuclear repulsion (ZBL, the short-range
 potential of LAMMPS `pair_style zbl`, DeePMD's `use_srtab` and NequIP's ZBL), switched off smoothly between
 onset − WIDTH and the onset, where the onset of each element pair is the shortest distance of that pair in the
-training frames. It is zero on every training frame (to rounding: the closest pair sits at its onset), so training and the fit to the data are
-unchanged; it only replaces the extrapolation below the data.
+training frames. It is zero on every training frame (to rounding: the closest pair sits at its onset), so
+training and the fit to the data are unchanged; it only replaces the extrapolation below the data.
 
 Units: distances Å, energies eV. An element pair never closer than SEARCH_RADIUS in the data has no repulsion
 (onset 0): with no data on it there is no distance to guard.
