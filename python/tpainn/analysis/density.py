@@ -82,20 +82,21 @@ def block_average(series: np.ndarray, n_blocks: int = DEFAULT_BLOCKS) -> tuple[f
     """Mean of `series` and its standard error from `n_blocks` equal consecutive blocks (the tail left over
     by an uneven split is dropped from the error estimate only)."""
     series = np.asarray(series, dtype=float)
-    block_length = len(series) // n_blocks
-    if n_blocks < 2 or block_length < 1:
+    if n_blocks < 2 or len(series) < n_blocks:
         raise ValueError(f"block averaging needs at least 2 blocks of one sample; got {len(series)} samples, {n_blocks} blocks")
-    means = series[: block_length * n_blocks].reshape(n_blocks, block_length).mean(axis=1)
+    means = block_means(series, n_blocks)
     return float(series.mean()), float(means.std(ddof=1) / np.sqrt(n_blocks))
+
+
+def block_means(series: np.ndarray, n_blocks: int) -> np.ndarray:
+    """Means of `n_blocks` equal consecutive blocks of `series` (the tail of an uneven split left out)."""
+    block_length = len(series) // n_blocks
+    return np.asarray(series, dtype=float)[: block_length * n_blocks].reshape(n_blocks, block_length).mean(axis=1)
 
 
 def block_trend(time: np.ndarray, series: np.ndarray, n_blocks: int = DEFAULT_BLOCKS) -> tuple[float, float]:
     """Slope of `series` against `time` and its standard error, from the means of `n_blocks` consecutive blocks."""
-    block_length = len(series) // n_blocks
-    shape = (n_blocks, block_length)
-    times = np.asarray(time, dtype=float)[: block_length * n_blocks].reshape(shape).mean(axis=1)
-    means = np.asarray(series, dtype=float)[: block_length * n_blocks].reshape(shape).mean(axis=1)
-    fit = linregress(times, means)
+    fit = linregress(block_means(time, n_blocks), block_means(series, n_blocks))
     return float(fit.slope), float(fit.stderr)
 
 
