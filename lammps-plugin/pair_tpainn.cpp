@@ -67,6 +67,9 @@ void PairTPaiNN::settings(int narg, char **arg)
   // Between layers on several ranks, each ghost receives its owner's φ(s) [3F] and v [3, F] (and sends their
   // gradients back): the most any forward or reverse communication of this style carries per atom.
   comm_forward = comm_reverse = static_cast<int>(6 * engine->metadata().n_features);
+  // One rank computes its virial itself (init_style() says why). Set here, not in init_style(): pair_style hybrid
+  // reads its sub-styles' flags right after their settings(), and would otherwise take the virial as sum(x * f).
+  no_virial_fdotr_compute = comm->nprocs > 1 ? 0 : 1;
   // A new model may have other species: its type mapping must be given again.
   if (allocated)
     for (int i = 1; i <= atom->ntypes; i++)
@@ -94,9 +97,27 @@ void PairTPaiNN::coeff(int narg, char **arg)
     for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
 }
 
+// A string value of the exported metadata (tpainn_metadata.json, written by json.dumps), or "" where the key is absent.
+static std::string metadata_string(const std::string &json, const std::string &key)
+{
+  const std::string quoted = "\"" + key + "\": \"";
+  const size_t start = json.find(quoted);
+  if (start == std::string::npos) return "";
+  const size_t begin = start + quoted.size();
+  return json.substr(begin, json.find('"', begin) - begin);
+}
+
 void PairTPaiNN::init_style()
 {
   if (!engine) error->all(FLERR, "pair_style tpainn: no model loaded");
+  // A model trained on DFT minus D3 (python/tpainn/dispersion.py) is wrong without D3 added back: in the same
+  // pair style, overlaid. Damping, functional and cutoff are those of the metadata (tpainn md writes them).
+  const std::string d3 = metadata_string(engine->metadata().json, "dispersion");
+  if (!d3.empty() && d3 != "none" &&
+      !(utils::strmatch(force->pair_style, "^hybrid/overlay") && force->pair_match("^dispersion/d3", 0)))
+    error->all(FLERR, "pair_style tpainn: the model was trained without D3 dispersion ({}) and runs only with it added "
+               "back: use 'pair_style hybrid/overlay tpainn MODEL dispersion/d3 ...' with that damping, functional "
+               "and cutoff, as `tpainn md` writes it", d3);
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style tpainn requires atom IDs");
   if (force->newton_pair == 0)
     error->all(FLERR, "pair_style tpainn requires newton_pair on (forces on ghost atoms are sent home by reverse "
@@ -119,8 +140,8 @@ void PairTPaiNN::init_style()
   // One rank: every ghost is an image of a local atom, so the graph is built on local atoms with cell shifts
   // (exact for any box size). Several ranks: the graph holds the local and ghost atoms, the ghosts'
   // features come from their owners between layers, and the forces on ghosts go home by reverse
-  // communication; the virial is then sum(x * f) over local and ghost atoms.
-  no_virial_fdotr_compute = comm->nprocs > 1 ? 0 : 1;
+  // communication; the virial is then sum(x * f) over local and ghost atoms (no_virial_fdotr_compute, set in
+  // settings()).
   neighbor->add_request(this, NeighConst::REQ_FULL);
 }
 
@@ -137,6 +158,11 @@ void PairTPaiNN::compute(int eflag, int vflag)
   try {
     if (comm->nprocs > 1) compute_decomposed();
     else compute_periodic_graph();
+  } catch (const tpainn::AtomError &err) {
+    // The engine's rows are LAMMPS' local (and ghost) indices, which mean nothing to the user: name atom IDs.
+    const tagint *tag = atom->tag;
+    error->one(FLERR, "pair_style tpainn at step {}: {} (LAMMPS atom IDs)", update->ntimestep,
+               err.describe([tag](int64_t row) { return std::to_string(tag[row]); }));
   } catch (const std::exception &err) {
     error->one(FLERR, "pair_style tpainn: {}", err.what());
   }

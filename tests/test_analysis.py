@@ -323,3 +323,128 @@ def test_cli_names_runs_it_cannot_analyse_in_the_report(tmp_path, capsys):
 def test_cli_error_names_the_problem(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "missing"), "-o", str(tmp_path / "report")]) == 1
     assert "missing: run directory does not exist" in capsys.readouterr().err
+
+
+# --- pressure and short contacts ---------------------------------------------------------------------
+
+def production_pressures(run: Path) -> np.ndarray:
+    """The `Press` column of the log's last thermo block (the production stage), read here by hand."""
+    lines = (run / "log.lammps").read_text().splitlines()
+    header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Step"])
+    end = next(i for i in range(header, len(lines)) if lines[i].startswith("Loop time of"))
+    return np.array([float(line.split()[3]) for line in lines[header + 1 : end]])
+
+
+def test_pressure_is_the_block_averaged_production_press(tmp_path):
+    run = write_run(tmp_path / "run", np.stack([lattice_molecules(4, BOX_A)] * 21), BOX_A, seed=20)
+    logged = production_pressures(run)
+    assert len(logged) == 41 and logged.std() > 100  # the synthetic log's pressure is noise around 1 bar
+    result = analyze(run, properties=("pressure",))["pressure"]
+    assert result["mean_bar"] == pytest.approx(logged.mean(), rel=1e-12)
+    assert result["error_bar"] == pytest.approx(block_average(logged, 10)[1], rel=1e-12)
+    assert 0 < result["error_bar"] < logged.std()
+    assert (result["stage"], result["ensemble"], result["n_samples"]) == ("production", "nvt", 41)
+    mass_amu = N_MOLECULES * (MASS_O + 2 * MASS_H)
+    assert result["density_g_cm3"] == pytest.approx(mass_amu / BOX_A**3 * 1.66053906660, rel=1e-8)
+    # `real` units log atm: reported in bar.
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "units": "real"}))
+    real = analyze(run, properties=("pressure",))["pressure"]
+    assert real["mean_bar"] == pytest.approx(1.01325 * logged.mean(), rel=1e-12)
+    assert real["log_units"] == "real"
+
+
+def test_pressure_of_a_production_too_short_to_block_average_is_a_clear_error(tmp_path):
+    run = write_run(tmp_path / "run", np.stack([lattice_molecules(4, BOX_A)] * 5), BOX_A)  # 9 thermo rows
+    with pytest.raises(ValueError, match=r"log.lammps: the production stage 'production' has 9 thermo rows"):
+        analyze(run, properties=("pressure",))
+
+
+def planted_frames(n_frames: int = 12) -> np.ndarray:
+    """Lattice water (no intermolecular pair closer than 2.1 Å; each molecule's own O–H, 0.97 Å here, and H–H,
+    1.5 Å, are shorter than the limits) with one intermolecular H–H pair at 1.2 Å planted in frames 4 and 7."""
+    frames = np.stack([lattice_molecules(4, BOX_A)] * n_frames)
+    oh = frames[:, 1::3] - frames[:, 0::3]
+    frames[:, 1::3] = frames[:, 0::3] + oh * 0.97 / np.linalg.norm(oh, axis=-1, keepdims=True)  # bonded O–H 0.97 Å
+    h_of_molecule_0 = frames[0, 1]  # (0.97, 0, 0); molecule 1 is the lattice neighbour at z = BOX/4
+    frames[4, 3 * 1 + 1] = h_of_molecule_0 + [0.0, 0.0, 1.2]
+    # Frame 7: across the periodic boundary, from molecule 3 (z = 3 BOX/4), unwrapped one box along x.
+    frames[7, 3 * 3 + 1] = h_of_molecule_0 + [0.0, 0.0, -1.2 + BOX_A]
+    frames[7, 9:12] += [BOX_A, 0.0, 0.0]
+    return frames
+
+
+@pytest.mark.parametrize("trajectory, style, shuffled", [("dcd", "full", False), ("xu", "atomic", True)])
+def test_short_contacts_count_the_planted_intermolecular_pair_only(tmp_path, trajectory, style, shuffled):
+    frames = planted_frames()
+    order = np.argsort(np.arange(frames.shape[1]) % 3, kind="stable") if shuffled else None  # O, O, ..., H, H, ...
+    run = write_run(tmp_path / "run", frames, BOX_A, trajectory=trajectory, style=style, order=order)
+    result = analyze(run, properties=("contacts", "rdf"))
+    contacts = result["contacts"]
+    expected = np.zeros(len(frames), int)
+    expected[[4, 7]] = 1
+    assert contacts["n_frames"] == len(frames)
+    assert contacts["H-H"]["per_frame"] == expected.tolist()
+    assert contacts["H-H"]["mean_per_frame"] == pytest.approx(2 / 12)
+    assert contacts["H-H"]["fraction_of_frames"] == pytest.approx(2 / 12)
+    assert contacts["H-H"]["min_distance_A"] == pytest.approx(1.2, abs=1e-3)
+    # The bonded O–H (0.97 Å) of every molecule is not counted; the planted H is 1.54 Å from molecule 0's O.
+    assert contacts["O-H"]["per_frame"] == [0] * len(frames)
+    assert contacts["O-H"]["fraction_of_frames"] == 0 and contacts["O-H"]["min_distance_A"] is None
+    assert result["rdf"]["H-H"]["max_g_below_1.6_A"] > 0.01  # one pair in 6 frames at 1.2 Å: g ≈ 0.04
+    lattice = write_run(tmp_path / "lattice", np.stack([lattice_molecules(4, BOX_A)] * 12), BOX_A, style=style)
+    clean = analyze(lattice, properties=("contacts", "rdf"))
+    assert clean["contacts"]["H-H"]["mean_per_frame"] == 0 and clean["contacts"]["O-H"]["mean_per_frame"] == 0
+    assert clean["rdf"]["H-H"]["max_g_below_1.6_A"] == 0.0
+
+
+def test_short_contacts_equal_a_brute_force_count(tmp_path):
+    """Overlapping random molecules (an ideal gas): many contacts of both kinds, counted by hand."""
+    rng = np.random.default_rng(21)
+    frames = np.stack([molecules(rng, N_MOLECULES, BOX_A) + rng.integers(-1, 2, (1, 3)) * BOX_A for _ in range(8)])
+    contacts = analyze(write_run(tmp_path / "gas", frames, BOX_A), properties=("contacts",))["contacts"]
+    molecule = np.arange(frames.shape[1]) // 3
+    is_h = np.arange(frames.shape[1]) % 3 > 0
+    expected = {"H-H": [], "O-H": []}
+    for positions in frames:
+        delta = positions[:, None] - positions[None, :]
+        distance = np.linalg.norm(delta - BOX_A * np.round(delta / BOX_A), axis=-1)
+        other = molecule[:, None] != molecule[None, :]
+        expected["H-H"].append(int(np.sum(np.triu(other & (distance < 1.6) & is_h[:, None] & is_h[None, :]))))
+        expected["O-H"].append(int(np.sum(other & (distance < 1.3) & ~is_h[:, None] & is_h[None, :])))
+    for kind in ("H-H", "O-H"):
+        assert contacts[kind]["per_frame"] == expected[kind], kind
+        assert contacts[kind]["mean_per_frame"] == pytest.approx(np.mean(expected[kind]))
+        assert contacts[kind]["fraction_of_frames"] == pytest.approx(np.mean(np.asarray(expected[kind]) > 0))
+    assert sum(expected["H-H"]) > 8 and sum(expected["O-H"]) > 8  # the test has contacts to count
+
+
+def test_max_g_below_takes_only_bins_wholly_below_the_limit():
+    from tpainn.analysis.rdf import max_g_below
+
+    r = np.arange(0.025, 3.0, 0.05)
+    g = np.where(r > 1.8, 1.0, 0.0)
+    g[np.argmin(np.abs(r - 1.175))] = 7.7  # the autotuned model's spike
+    g[np.argmin(np.abs(r - 1.625))] = 9.0  # the bin 1.60–1.65 Å is not below 1.6 Å
+    assert max_g_below(r, g, 1.6) == pytest.approx(7.7)
+    assert max_g_below(r, np.where(r > 1.8, 1.0, 0.0), 1.6) == 0.0
+
+
+def test_report_shows_pressure_and_short_contacts(tmp_path):
+    run = write_run(tmp_path / "run", planted_frames(21), BOX_A, model="spiky", seed=22)
+    out = tmp_path / "report"
+    assert main(["analyze", str(run), "-o", str(out), "--properties", "pressure", "contacts", "rdf"]) == 0
+    table = [line.split("|")[1:-1] for line in (out / "report.md").read_text().splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in table[0]]
+    row, experiment = ([cell.strip() for cell in line] for line in table[1:])
+    results = json.loads((out / "results.json").read_text())[0]
+    pressure = results["pressure"]
+    assert row[header.index("P (bar)")] == f"{pressure['mean_bar']:.0f} ± {pressure['error_bar']:.0f}"
+    assert pressure["mean_bar"] == pytest.approx(production_pressures(run).mean())
+    contacts_column = header.index("short contacts per frame: H–H < 1.6 Å / O–H < 1.3 Å (% of frames)")
+    assert row[contacts_column] == "0.10 (10 %) / 0 (0 %)"  # 2 of 21 frames have the planted pair
+    assert results["contacts"]["H-H"]["per_frame"][4] == 1
+    g_hh = results["rdf"]["H-H"]["max_g_below_1.6_A"]
+    assert g_hh > 0 and row[header.index("max g_HH < 1.6 Å")] == f"{g_hh:.2f}"
+    assert experiment[0] == "experiment (298 K)" and experiment[contacts_column] == "0 (0 %) / 0 (0 %)"
+    assert "<th>P (bar)</th>" in (out / "report.html").read_text()

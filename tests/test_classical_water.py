@@ -58,8 +58,13 @@ def test_frames_are_labelled_water_boxes_at_the_requested_densities(generated):
         assert math.isfinite(energy) and forces.shape == (48, 3)
         # Liquid-water force scale, eV/Å (a missed kcal/mol → eV conversion would be ~23× larger).
         assert 0.3 < np.sqrt(np.mean(forces**2)) < 3.0
+        # Instantaneous virial stress of a 16-molecule box: kbar scale (1 kbar = 6.2e-4 eV/Å³); a missed atm → eV/Å³
+        # conversion would be ~1e3× larger, and the tensor is symmetric.
+        stress = atoms.get_stress(voigt=False)
+        assert 1e-5 < np.abs(stress).max() < 0.05 and np.allclose(stress, stress.T)
     metadata = frames.metadata
     assert metadata["units"]["energy"] == "eV" and metadata["units"]["forces"] == "eV/Angstrom"
+    assert metadata["units"]["stress"].startswith("eV/Angstrom^3")
     assert metadata["state_counts"] == [3, 3]
     assert "pppm" in " ".join(metadata["force_field"]["lammps_commands"])
 
@@ -70,6 +75,18 @@ def test_labels_equal_an_independent_lammps_run_and_finite_differences(generated
     assert result["passed"], result
     assert result["fd_components"] == 12
     assert result["forces_max_abs_eV_per_A"] < 1e-6 and result["fd_max_abs_eV_per_A"] < 2e-3
+    # The stored stress is the strain derivative of the stored energy (central differences of LAMMPS' energy).
+    assert result["stress_max_abs_eV_per_A3"] < 1e-9 and result["fd_stress_max_abs_eV_per_A3"] < 1e-6
+
+
+def test_verification_notices_a_wrong_stress(generated, tmp_path):
+    path, _ = generated
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(path.read_bytes())
+    with h5py.File(corrupt, "r+") as f:
+        f["stress"][0] *= -1.0  # pressure stored with the stress sign
+    result = verify_frames(corrupt, [0], fd_atoms=0)
+    assert not result["passed"] and result["fd_stress_max_abs_eV_per_A3"] > 1e-5
 
 
 def test_verification_notices_wrong_labels(generated, tmp_path):

@@ -15,16 +15,22 @@ def test_tiny_learning_curve_writes_results(tmp_path, pretrained_model, capsys):
     experiment = {
         "train_config": "train.yaml", "pretrained": str(pretrained_model), "dataset": "water-revpbe0-d3",
         "sizes": [3, 5], "seeds": [0], "output_dir": str(tmp_path / "curve"),
+        "variants": {"scratch": {}, "autotuned": {}, "l2sp": {"overrides": ["autotune.l2sp=100.0"]}},
     }  # fmt: skip
     (tmp_path / "curve.yaml").write_text(yaml.safe_dump(experiment))
     assert cli(["experiment", "learning-curve", str(tmp_path / "curve.yaml")]) == 0
     out = tmp_path / "curve"
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert sorted((r["arm"], r["n_frames"]) for r in rows) == [("autotuned", "3"), ("autotuned", "5"), ("scratch", "3"), ("scratch", "5")]
+    assert sorted((r["arm"], r["n_frames"]) for r in rows) == [
+        ("autotuned", "3"), ("autotuned", "5"), ("l2sp", "3"), ("l2sp", "5"), ("scratch", "3"), ("scratch", "5")]  # fmt: skip
     assert all(r["n_test_frames"] == "21" and float(r["energy_per_atom_mae"]) > 0 for r in rows)
     table = (out / "results.md").read_text()
-    assert table.count("\n") == 4 and "| 3 |" in table and "| 5 |" in table
+    assert table.count("\n") == 2 + 6 and "| 3 | l2sp |" in table and "| 5 | scratch |" in table
+    # A variant is the autotuned arm with its overrides; the arm named scratch stays from scratch.
+    l2sp = yaml.safe_load((out / "l2sp-N3-seed0" / "config.yaml").read_text())
+    assert l2sp["autotune"]["l2sp"] == 100.0 and l2sp["autotune"]["from"] == str(pretrained_model)
+    assert yaml.safe_load((out / "scratch-N3-seed0" / "config.yaml").read_text())["autotune"]["from"] is None
     assert (out / "learning_curve.png").stat().st_size > 5_000 and (out / "convergence.png").stat().st_size > 5_000
     # Both arms saw the same frames: same split in both configs.
     for size in (3, 5):

@@ -2,10 +2,12 @@
 
 Units: energies eV, forces eV/Å, stress eV/Å³ (ASE Voigt order xx, yy, zz, yz, xz, xy; ASE sign, i.e.
 (1/V) ∂E/∂ε, positive under tension). Inputs and outputs are float64 whatever the network's dtype.
+A model trained without D3 (its metadata's `dispersion`, tpainn/dispersion.py) gets D3 added to every result.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional, Union
 
@@ -14,6 +16,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from tpainn import dispersion
 from tpainn._extension import load_extension
 
 _C = load_extension()
@@ -43,6 +46,8 @@ class TPaiNNCalculator(Calculator):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file (expected a T-PaiNN model exported with `tpainn export`)")
         self.engine = _C.Engine(str(path), device=device, dtype=dtype or "", skin=float(skin))
+        # Files exported before the key existed have no D3.
+        self.dispersion = dispersion.parse(json.loads(self.engine.metadata_json).get("dispersion", "none"))
 
     @property
     def species(self) -> list:
@@ -66,6 +71,21 @@ class TPaiNNCalculator(Calculator):
         }
         if periodic_3d:
             self.results["stress"] = full_3x3_to_voigt_6_stress(-out["virial"] / atoms.get_volume())
+        if self.dispersion is not None:
+            self._add_dispersion(atoms, "energies" in properties)
+
+    def _add_dispersion(self, atoms, per_atom: bool) -> None:
+        """Model + D3; per-atom D3 energies cost a second dftd3 call, so they are left out unless asked for
+        (ASE then calls again for them)."""
+        energy, forces, stress = dispersion.compute(atoms, self.dispersion)
+        self.results["energy"] = self.results["free_energy"] = self.results["energy"] + energy
+        self.results["forces"] = self.results["forces"] + forces
+        if "stress" in self.results:
+            self.results["stress"] = self.results["stress"] + full_3x3_to_voigt_6_stress(stress)
+        if per_atom:
+            self.results["energies"] = self.results["energies"] + dispersion.energies(atoms, self.dispersion)
+        else:
+            del self.results["energies"]
 
     def _check_elements(self, numbers: np.ndarray) -> None:
         unknown = sorted(set(np.unique(numbers).tolist()) - set(self.engine.atomic_numbers))

@@ -31,11 +31,13 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from tpainn.data import load_frames, standard_split
+    from tpainn.dispersion import without_dispersion
     from tpainn.train import error_metrics, load_model, predict
     from tpainn.train.evaluate import format_metrics, parity_plot
 
     model = load_model(args.model)
-    frames = load_frames(args.data)
+    # A model trained without D3 is scored against DFT minus D3 (the same force errors as model + D3 against DFT).
+    frames = without_dispersion(load_frames(args.data), model.hyperparameters["dispersion"], args.data)
     if args.subset != "all":
         pool, test = standard_split(args.data, len(frames))
         frames = [frames[int(i)] for i in (test if args.subset == "test" else pool)]
@@ -118,6 +120,7 @@ def _experiment(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tpainn", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
     commands = p.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="the dataset registry and file conversion")
@@ -193,11 +196,11 @@ def parser() -> argparse.ArgumentParser:
                         help="plain TorchScript operators only (for libtorch loaders without tpainn; several times slower)")
     export.set_defaults(handler=_export)
 
-    analyze = commands.add_parser("analyze", help="density, diffusion and RDFs of water MD runs; one report for all")
+    analyze = commands.add_parser("analyze", help="density, diffusion, RDFs, pressure and short contacts of water MD runs; one report for all")
     analyze.add_argument("run_dirs", nargs="+", type=Path, help="run directories written by `tpainn md water`")
     analyze.add_argument("--output", "-o", type=Path, required=True, help="report directory (markdown, HTML, PNGs)")
-    analyze.add_argument("--properties", nargs="+", choices=["density", "diffusion", "rdf"],
-                         default=["density", "diffusion", "rdf"])
+    analyze.add_argument("--properties", nargs="+", choices=["density", "diffusion", "rdf", "pressure", "contacts"],
+                         default=["density", "diffusion", "rdf", "pressure", "contacts"])
     analyze.add_argument("--equilibration-ps", type=float, default=None,
                          help="NPT time discarded before averaging the density (default: detected)")
     analyze.add_argument("--fit-window-ps", type=float, nargs=2, default=None, metavar=("START", "END"),
@@ -243,12 +246,38 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Errors whose message is written for the user (data, config, files): shown as they are.
+_USER_ERRORS = (ValueError, OSError)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error as one line: its message's first line (naming the problem), the type for unexpected errors."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    if len(lines) > 1:
+        text += " [...]"
+    if not isinstance(err, _USER_ERRORS):
+        text = f"{type(err).__name__}: {text}"
+    return text
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere on the line (tpainn train cfg.yaml --debug), not only before the command.
+    debug = "--debug" in argv
+    args = parser().parse_args([arg for arg in argv if arg != "--debug"])
     try:
         args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"tpainn {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"tpainn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # every error is one line naming the problem; --debug shows the traceback
+        if debug:
+            raise
+        hint = "" if isinstance(err, _USER_ERRORS) else " (run with --debug for the traceback)"
+        print(f"tpainn {args.command}: error: {_one_line(err)}{hint}", file=sys.stderr)
         return 1
     return 0
 

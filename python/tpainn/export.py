@@ -3,8 +3,9 @@
 An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
 ("tpainn-exported-model 3", the format tag and version that `load_model` below and the C++ engine
 (csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
-layers, units, network dtype, the tpainn operators the file calls, versions and the training provenance, for
-people and tools; the engine reads what it needs from the scripted model's own attributes). Fused exports
+layers, units, network dtype, the D3 dispersion to add back, the tpainn operators the file calls, versions and
+the training provenance, for people and tools; the engine reads what it needs from the scripted model's own
+attributes; pair_style tpainn reads `dispersion` from the JSON). Fused exports
 (the default) run each message block as one C++ operator (tpainn.model.fused), registered by tpainn._C and by
 the C++ engine; TorchScript loaders without tpainn cannot run them (export with fused=False for those).
 Units: positions and cell Å, energies eV, forces eV/Å, virial eV, stress eV/Å³.
@@ -54,6 +55,9 @@ def export_metadata(model: PaiNN, fused: bool) -> Dict[str, Any]:
         "n_interactions": model.n_interactions,
         "receptive_field": model.cutoff * model.n_interactions,
         "repulsion": model.repulsion.describe(model.species),
+        # D3 the model was trained without (tpainn/dispersion.py): ASE and LAMMPS add it back, and pair_style
+        # tpainn refuses to run without it. Files exported before this key existed read as "none".
+        "dispersion": hyperparameters.get("dispersion", "none"),
         "units": UNITS,
         "dtype": hyperparameters["dtype"],
         "fused_operators": list(FUSED_OPERATORS) if fused else [],
@@ -70,6 +74,8 @@ def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path], fused
     fused: run the message blocks as tpainn's fused operator (same function, several times faster in MD;
     needs tpainn's C++ extension or engine to load). The file is written atomically (temporary file + rename).
     """
+    if not Path(output).parent.is_dir():
+        raise FileNotFoundError(f"{Path(output).parent}: the output folder does not exist")
     if not isinstance(model, PaiNN):
         from tpainn.train import load_model as load_trained_model
 
@@ -148,4 +154,5 @@ def load_model(path: Union[str, Path], device: str = "cpu") -> ExportedModel:
             "export the model again with this version"
         )
     metadata = json.loads(extra[METADATA_FILE])
+    metadata.setdefault("dispersion", "none")
     return ExportedModel(module.eval(), metadata, path)

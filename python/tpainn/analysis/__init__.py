@@ -22,9 +22,11 @@ Run-directory contract (what `tpainn md water` writes, and what this package rea
   "model": str (the label in reports)}; optional "type_elements": [str].
 
 What each property uses: density, the last NPT stage of the log and the mass of system.data; diffusion,
-the trajectory plus the production stage's logged temperature and volume; RDFs, the trajectory.
+the trajectory plus the production stage's logged temperature and volume; RDFs, the trajectory; pressure,
+the production stage's logged `Press` (fixed volume; bar); contacts (short intermolecular H–H and O–H
+pairs per frame), the trajectory.
 The rules (equilibration, fit window, errors, first peak) are documented in the modules `density`,
-`diffusion` and `rdf`. Units: g/cm³, 1e-9 m²/s, Å, ps, K.
+`diffusion`, `rdf`, `pressure` and `contacts`. Units: g/cm³, 1e-9 m²/s, Å, ps, K, bar.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from pathlib import Path
 
 from tpainn.analysis.density import block_average, density, fixed_density
 from tpainn.analysis.diffusion import diffusion, yeh_hummer_correction
+from tpainn.analysis.contacts import short_contacts
+from tpainn.analysis.pressure import pressure
 from tpainn.analysis.rdf import first_peak, rdfs
 from tpainn.analysis.report import EXPERIMENT, write_report
 from tpainn.analysis.rundir import Run, open_run
 
-PROPERTIES = ("density", "diffusion", "rdf")
+PROPERTIES = ("density", "diffusion", "rdf", "pressure", "contacts")
 
 
 def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equilibration_ps: float | None = None,
@@ -63,6 +67,8 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
         "density": lambda: density(run, equilibration_ps=equilibration_ps),
         "diffusion": lambda: diffusion(run, fit_window_ps=fit_window_ps, **viscosity),
         "rdf": lambda: rdfs(run),
+        "pressure": lambda: pressure(run),
+        "contacts": lambda: short_contacts(run),
     }
     for name in properties:
         try:
@@ -71,11 +77,26 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
                 result["fixed_density_g_cm3"] = fixed_density(run)
                 continue
             result[name] = compute[name]()
-        except (FileNotFoundError, ValueError) as err:
+        except Exception as err:  # any failure of one property is that property's entry, named (readers raise many types)
             if errors is None:
                 raise
-            errors[name] = str(err)
+            errors[name] = _reason(err)
     return result
+
+
+def _model_label(run_dir: Path) -> str | None:
+    """The model's label from summary.json, if there is a readable one (the row of a run that failed)."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return summary.get("model") if isinstance(summary, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _reason(err: Exception) -> str:
+    """An error as one line for the report: our own messages as they are, others with their type."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, (FileNotFoundError, ValueError)) else f"{type(err).__name__}: {text}"
 
 
 def analyze_runs(run_dirs: list[str | Path], properties: tuple[str, ...] = PROPERTIES, **options) -> list[dict]:
@@ -88,12 +109,11 @@ def analyze_runs(run_dirs: list[str | Path], properties: tuple[str, ...] = PROPE
         errors: dict = {}
         try:
             result = analyze(run_dir, properties, errors=errors, **options)
-        except (FileNotFoundError, ValueError) as err:  # the run itself: missing, malformed or crashed
-            errors = {"run": str(err)}
+        except Exception as err:  # the run itself: missing, malformed or crashed (a report row, never a traceback)
+            errors = {"run": _reason(err)}
             result = {}
         if not any(name in result for name in properties):
-            summary = Path(run_dir) / "summary.json"
-            model = json.loads(summary.read_text()).get("model") if summary.is_file() else None
+            model = _model_label(Path(run_dir))
             result = {"run_dir": str(run_dir), "model": model or Path(run_dir).name,
                       "error": "; ".join(dict.fromkeys(errors.values()))}  # fmt: skip
         elif errors:
@@ -103,4 +123,4 @@ def analyze_runs(run_dirs: list[str | Path], properties: tuple[str, ...] = PROPE
 
 
 __all__ = ["EXPERIMENT", "PROPERTIES", "Run", "analyze", "analyze_runs", "block_average", "density", "diffusion", "first_peak",
-           "open_run", "rdfs", "write_report", "yeh_hummer_correction"]  # fmt: skip
+           "open_run", "pressure", "rdfs", "short_contacts", "write_report", "yeh_hummer_correction"]  # fmt: skip

@@ -25,10 +25,13 @@ PEAK_NOISE_FACTOR = 5.0
 # Half-width of the window of the prominence: wider than a liquid's first peak, narrower than the range of
 # r, so a noise maximum is not measured against the empty region at small r.
 PEAK_WINDOW_A = 0.5
+# Liquid water has no intermolecular H–H pair closer than this (Å); the H–H RDF reports its largest g below it.
+SHORT_HH_A = 1.6
 
 
 def rdfs(run: Run) -> dict:
-    """{'O-O' | 'O-H' | 'H-H': {r_A, g, first_peak_A, first_peak_height}} over all frames of the trajectory."""
+    """{'O-O' | 'O-H' | 'H-H': {r_A, g, first_peak_A, first_peak_height}} over all frames of the trajectory;
+    H-H also has `max_g_below_1.6_A`, its largest g below SHORT_HH_A (liquid water: 0)."""
     run.production_stage()  # the trajectory must be the one stage with dumps
     oxygens, hydrogens = water_atoms(run.universe, run.path / TOPOLOGY)
     r_max = _half_shortest_edge(run)
@@ -41,7 +44,15 @@ def rdfs(run: Run) -> dict:
         pair_counts = rdf.results.count / (2 if first is second else 1)
         peak = first_peak(rdf.results.bins, rdf.results.rdf, pair_counts)
         results[name] = {"r_A": rdf.results.bins.tolist(), "g": rdf.results.rdf.tolist(), **peak}
+    results["H-H"]["max_g_below_1.6_A"] = max_g_below(results["H-H"]["r_A"], results["H-H"]["g"], SHORT_HH_A)
     return results
+
+
+def max_g_below(r_A, g, limit_A: float) -> float:
+    """The largest g(r) over the bins that lie wholly below `limit_A` (bin centre + half a bin ≤ limit)."""
+    r_A, g = np.asarray(r_A), np.asarray(g)
+    inside = r_A + (r_A[1] - r_A[0]) / 2 <= limit_A + 1e-9
+    return float(g[inside].max()) if inside.any() else 0.0
 
 
 def first_peak(r_A: np.ndarray, g: np.ndarray, pair_counts: np.ndarray) -> dict:

@@ -19,10 +19,13 @@ from tpainn.analysis.diffusion import A2_PER_PS_IN_1E9_M2_PER_S
 # Liquid water at 298 K, 1 bar (../shared/notes/water-reference.md): Kell density, Mills/Holz D,
 # X-ray O–O first peak (Skinner et al. 2013); neutron-diffraction intermolecular H–H first peak (Soper 2013).
 EXPERIMENT = {"density_g_cm3": 0.997, "D_1e-9_m2_s": 2.30, "OO_peak_A": 2.8, "OO_peak_height": 2.5, "HH_peak_A": 2.4}
+# At that density the pressure is 1 bar; liquid water has no intermolecular H–H pair below ≈ 1.8 Å (g_HH = 0) and
+# no intermolecular O–H pair below ≈ 1.5 Å: a good model shows 0 in the short-range columns.
 # The H–H column shows a model's short-range flaw at a glance: hydrogens of neighbouring molecules that come
 # closer than water's ~2.4 Å (an intermolecular peak near 1.2 Å) are no liquid water.
-COLUMNS = ("model", "ρ (g/cm³)", "D_PBC (1e-9 m²/s)", "Yeh–Hummer (1e-9 m²/s)", "D_∞ (1e-9 m²/s)",
-           "O–O peak r (Å)", "O–O peak g", "H–H peak r (Å)", "run")  # fmt: skip
+COLUMNS = ("model", "ρ (g/cm³)", "P (bar)", "D_PBC (1e-9 m²/s)", "Yeh–Hummer (1e-9 m²/s)", "D_∞ (1e-9 m²/s)",
+           "O–O peak r (Å)", "O–O peak g", "H–H peak r (Å)", "max g_HH < 1.6 Å",
+           "short contacts per frame: H–H < 1.6 Å / O–H < 1.3 Å (% of frames)", "run")  # fmt: skip
 PLOTS = {"density": "density.png", "msd": "msd.png", "rdf": "rdf.png"}
 
 
@@ -44,15 +47,19 @@ def _row(result: dict) -> list[str]:
         return [result["model"], *["—"] * (len(COLUMNS) - 2), f"{result['run_dir']}: not analysed: {result['error']}"]
     density, diffusion = result.get("density"), result.get("diffusion")
     oo, hh = result.get("rdf", {}).get("O-O"), result.get("rdf", {}).get("H-H")
+    pressure, contacts = result.get("pressure"), result.get("contacts")
     return [
         result["model"],
         _density(density) if density else _fixed(result.get("fixed_density_g_cm3")),
+        _pressure(pressure) if pressure else "—",
         _pm(diffusion["D_pbc_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
         f"{diffusion['correction_1e-9_m2_s']:.2f}" if diffusion else "—",
         _pm(diffusion["D_inf_1e-9_m2_s"], diffusion["D_pbc_error_1e-9_m2_s"], 2) if diffusion else "—",
         _number(oo["first_peak_A"], 2) if oo else "—",
         _number(oo["first_peak_height"], 2) if oo else "—",
         _number(hh["first_peak_A"], 2) if hh else "—",
+        _number(hh.get("max_g_below_1.6_A"), 2) if hh else "—",
+        _contacts(contacts) if contacts else "—",
         result["run_dir"] + "".join(f"; {name} not analysed: {why}" for name, why in result.get("errors", {}).items()),
     ]
 
@@ -64,14 +71,30 @@ def _density(density: dict) -> str:
     return text
 
 
+def _pressure(pressure: dict) -> str:
+    text = _pm(pressure["mean_bar"], pressure["error_bar"], 0)
+    return text if pressure["ensemble"] == "nvt" else f"{text} ({pressure['ensemble'].upper()})"
+
+
+def _contacts(contacts: dict) -> str:
+    """'H–H mean (% frames) / O–H mean (% frames)'; exactly 0 only where no frame has such a pair."""
+    def one(kind: dict) -> str:
+        mean, fraction = kind["mean_per_frame"], kind["fraction_of_frames"]
+        count = "0" if mean == 0 else "< 0.01" if mean < 0.005 else f"{mean:.2f}"
+        share = "0 %" if fraction == 0 else "< 1 %" if fraction < 0.005 else f"{100 * fraction:.0f} %"
+        return f"{count} ({share})"
+
+    return f"{one(contacts['H-H'])} / {one(contacts['O-H'])}"
+
+
 def _fixed(density_g_cm3: float | None) -> str:
     return "—" if density_g_cm3 is None else f"{density_g_cm3:.3f} (NVT, fixed)"
 
 
 def _experiment_row() -> list[str]:
     e = EXPERIMENT
-    return ["experiment (298 K)", f"{e['density_g_cm3']:.3f}", "—", "—", f"{e['D_1e-9_m2_s']:.2f}",
-            f"≈ {e['OO_peak_A']}", f"≈ {e['OO_peak_height']}", f"≈ {e['HH_peak_A']}", ""]  # fmt: skip
+    return ["experiment (298 K)", f"{e['density_g_cm3']:.3f}", "1", "—", "—", f"{e['D_1e-9_m2_s']:.2f}",
+            f"≈ {e['OO_peak_A']}", f"≈ {e['OO_peak_height']}", f"≈ {e['HH_peak_A']}", "0", "0 (0 %) / 0 (0 %)", ""]  # fmt: skip
 
 
 def _pm(value: float, error: float, digits: int) -> str:
@@ -89,7 +112,13 @@ def _markdown(rows: list[list[str]], plots: dict[str, Path]) -> str:
     lines += ["", "Errors: density by block averaging after equilibration (a density still drifting then is marked"
               " not stationary: the box has not settled, so its mean is no equilibrium density); D by the spread over"
               " molecules.",
-              "D_∞ = D_PBC + Yeh–Hummer finite-size correction (cubic box, experimental viscosity unless set).", ""]  # fmt: skip
+              "D_∞ = D_PBC + Yeh–Hummer finite-size correction (cubic box, experimental viscosity unless set).",
+              "P: LAMMPS' thermo `press` (bar; `real` units' atm converted) averaged over the production stage at fixed"
+              " volume (NVT unless marked), error by block averaging; in a run with NPT that volume is where NPT ended,"
+              " so P is near the barostat's target if the density had settled, and without NPT it is the pressure at the packed density.",
+              "Short range (intermolecular pairs only; liquid water has none, a good model shows 0): the largest H–H"
+              " g(r) below 1.6 Å; per trajectory frame, the mean number of H–H pairs closer than 1.6 Å and of O–H pairs"
+              " closer than 1.3 Å, with the percentage of frames that have any.", ""]  # fmt: skip
     lines += [f"![{kind}]({path.name})" for kind, path in plots.items()]
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,8 @@ import pandas as pd
 from ase.data import atomic_masses, chemical_symbols
 from MDAnalysis.lib.distances import distance_array
 
-from tpainn.analysis.thermo import read_thermo
+from tpainn.analysis.integrity import check_trajectory
+from tpainn.analysis.thermo import read_thermo, stage_rows
 from tpainn.md.lammps_input import LOG, last_error
 
 TOPOLOGY = "system.data"
@@ -94,8 +95,23 @@ class Run:
     @cached_property
     def universe(self) -> mda.Universe:
         """system.data with the production trajectory; MDAnalysis' frame times are those of the summary."""
-        frame_ps = self.production_stage().dump_every * self.timestep_ps
+        stage = self.production_stage()
+        self.check_trajectory(stage)
+        frame_ps = stage.dump_every * self.timestep_ps
         return load_universe(self.path, self.summary.get("type_elements"), with_trajectory=True, frame_ps=frame_ps)
+
+    def check_trajectory(self, stage: Stage) -> None:
+        """ValueError naming the damage if the trajectory is empty, cut short or not the production stage's, or the
+        log stops before the stage's end (analysis/integrity.py); a missing trajectory is left to load_universe."""
+        found = [self.path / name for name in TRAJECTORIES if (self.path / name).is_file()]
+        if not found:
+            return
+        try:
+            rows = stage_rows(self.thermo, stage.first_step, stage.last_step)
+            logged = int(rows["Step"].max()) if len(rows) else stage.first_step - 1
+        except (FileNotFoundError, ValueError):  # no usable log: the properties that need it say so
+            logged = None
+        check_trajectory(found[0], stage.first_step, stage.last_step, stage.dump_every, logged)
 
     @property
     def trajectory_path(self) -> Path:
@@ -110,7 +126,12 @@ def open_run(run_dir: str | Path) -> Run:
     summary_path = path / SUMMARY
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path}: missing (the run's units, timestep and stages are read from it)")
-    summary = json.loads(summary_path.read_text())
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{summary_path}: not valid JSON ({err}): the file is damaged") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{summary_path}: expected a JSON object, found {type(summary).__name__}")
     missing = [key for key in SUMMARY_KEYS if key not in summary]
     missing += [f"stages[{i}].{key}" for i, s in enumerate(summary.get("stages", [])) for key in STAGE_KEYS if key not in s]
     if missing:

@@ -13,14 +13,17 @@ own, from a seed derived from (seed, T, ρ):
 3. it goes on in NVT and keeps one frame every `sample_interval_fs`.
 
 A frame holds the positions (Å, wrapped into the cell [0, L)³), the cubic cell, pbc, the total
-potential energy (eV) and the forces (eV/Å), atoms in LAMMPS atom-ID order: O, H, H per molecule,
+potential energy (eV), the forces (eV/Å) and the virial stress (eV/Å³, ASE sign: σ = (1/V) ∂E/∂ε, the
+configurational part of −P with no kinetic term, from LAMMPS `compute pressure NULL virial`), atoms in LAMMPS atom-ID order: O, H, H per molecule,
 symbols O/H. With q-TIP4P/F the massless M site is not an atom: LAMMPS has already moved its force onto
 the O and H atoms of its molecule. LAMMPS works in `units real` (kcal/mol, Å, fs); energies and forces
 are converted with ase.units (1 kcal/mol = 0.0433641 eV) before they are stored.
 
 Labels: the stored energy is LAMMPS' `pe` (pair + bond + angle + PPPM) of exactly the configuration
 whose forces are stored, with PPPM at a relative accuracy of 1e-6 (an RMS force error of ~1.4e-5 eV/Å),
-so the forces are −∇E to that accuracy (`verify_frames()` checks both things).
+so the forces are −∇E to that accuracy, and the stress is the strain derivative of that same energy: no
+tail correction in either (`pair_modify tail no`), the LJ shift does not depend on strain
+(`verify_frames()` checks all three, the stress against central differences of E under ±h strain).
 
 File and resumption: frames go to an HDF5 frame file (tpainn.data.hdf5) in chunks of at most
 `FLUSH_FRAMES` frames (and at the end of every state), so a run that is killed keeps what it wrote.
@@ -51,13 +54,14 @@ import numpy as np
 from ase import Atoms, units
 from ase.data import atomic_masses, atomic_numbers
 
-from tpainn.classical.lammps_runtime import lammps_version, new_lammps
+from tpainn.classical.lammps_runtime import import_lammps, lammps_version, new_lammps
 from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5_SUFFIXES, H5Frames, write_frames
-from tpainn.data.labels import attach_labels, labels_of
+from tpainn.data.labels import attach_labels, labels_of, stress_of
 
 GENERATOR = "tpainn.classical.water.generate_water"
 KCAL_MOL_TO_EV = units.kcal / units.mol
+ATM_TO_EV_PER_A3 = 101325.0 * units.Pascal
 
 # Numerical settings shared by all models (stored in the metadata of every file).
 KSPACE_ACCURACY = 1.0e-6  # PPPM relative accuracy of the labels (relative to the force of two unit charges 1 Å apart)
@@ -313,6 +317,8 @@ def force_field_commands(model: WaterModel, cutoff: float, accuracy: float, smoo
         *([f"kspace_modify gewald {EWALD_ALPHA_CUTOFF / cutoff:.6g}"] if smooth else []),
         f"neighbor {NEIGHBOR_SKIN} bin",
         "neigh_modify every 1 delay 0 check yes",
+        # The virial (configurational) pressure tensor: the stress label, with no kinetic part.
+        "compute virial all pressure NULL virial",
         "thermo_style custom step temp pe ke etotal press",
         "thermo_modify norm no",
         "thermo 0",
@@ -351,6 +357,15 @@ def _evaluate(lmp) -> tuple[float, np.ndarray]:
     lmp.command("run 0 post no")
     (forces,) = _atom_arrays(lmp, ["f"])
     return float(lmp.get_thermo("pe")), forces
+
+
+def _virial_stress(lmp) -> np.ndarray:
+    """The 3×3 stress (eV/Å³, ASE sign) of the last `run 0`: −(virial pressure tensor), converted from atm."""
+    lammps = import_lammps()
+    vector = lmp.extract_compute("virial", lammps.LMP_STYLE_GLOBAL, lammps.LMP_TYPE_VECTOR)
+    pxx, pyy, pzz, pxy, pxz, pyz = (vector[k] for k in range(6))
+    pressure = np.array([[pxx, pxy, pxz], [pxy, pyy, pyz], [pxz, pyz, pzz]])
+    return -pressure * ATM_TO_EV_PER_A3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -468,7 +483,7 @@ def _sample_state(
             _set_positions(label_lmp, x)
             energy, forces = _evaluate(label_lmp)
             atoms = Atoms(symbols, positions=x, cell=np.diag(lengths), pbc=True)
-            yield j, attach_labels(atoms, energy * KCAL_MOL_TO_EV, forces * KCAL_MOL_TO_EV)
+            yield j, attach_labels(atoms, energy * KCAL_MOL_TO_EV, forces * KCAL_MOL_TO_EV, _virial_stress(label_lmp))
     finally:
         for instance in (lmp, label_lmp):
             if instance is not None:
@@ -525,6 +540,7 @@ def _metadata(model, n_molecules, temperatures, densities, frames_per_state, equ
             "cell": "Angstrom",
             "energy": "eV",
             "forces": "eV/Angstrom",
+            "stress": "eV/Angstrom^3, ASE sign (1/V dE/d(strain)), configurational (virial) part, no kinetic term",
             "temperature": "K",
             "density": "g/cm^3",
             "kcal_mol_to_eV": KCAL_MOL_TO_EV,
@@ -704,10 +720,15 @@ VERIFY_TOLERANCES = {
     # Central differences of the energy vs the stored forces: limited by PPPM (ik-differentiated forces
     # are not exactly −∇E_PPPM) and by round-off; a kcal/mol-vs-eV or sign error is ~0.1–10 eV/Å.
     "fd_max_abs_eV_per_A": 2e-3,
+    # The stored stress against LAMMPS' virial of the rebuilt configuration (summation order only), and
+    # against central differences of the energy under ±h normal strain: PPPM's analytic virial is not
+    # exactly the strain derivative of its energy (~1e-6 relative); a unit or sign error is ~1e-3 eV/Å³.
+    "stress_max_abs_eV_per_A3": 1e-9,
+    "fd_stress_max_abs_eV_per_A3": 1e-6,
 }
 
 
-def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: float = 1e-4) -> dict:
+def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: float = 1e-4, fd_strain: float = 1e-5) -> dict:
     """Re-evaluate stored frames with an independent LAMMPS instance and check the labels.
 
     For every frame index: LAMMPS is rebuilt from the stored positions and cell alone (molecules from
@@ -728,6 +749,7 @@ def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: floa
     accuracy = metadata["force_field"]["kspace_accuracy"]
     fd_atoms = _integer("fd_atoms", fd_atoms, 0)
     fd_step = _number("fd_step", fd_step, 0.0, inclusive=False)
+    fd_strain = _number("fd_strain", fd_strain, 0.0, inclusive=False)
     result = {
         "frames": [int(i) for i in indices],
         "energy_max_abs_eV": 0.0,
@@ -736,6 +758,8 @@ def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: floa
         "fd_max_abs_eV_per_A": 0.0,
         "fd_components": 0,
         "force_rms_eV_per_A": 0.0,
+        "stress_max_abs_eV_per_A3": 0.0,
+        "fd_stress_max_abs_eV_per_A3": 0.0,
         "seconds": 0.0,
     }
     start = time.perf_counter()
@@ -746,8 +770,13 @@ def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: floa
             energy, forces = labels_of(atoms, f"{path} frame {index}")
             if forces is None:
                 raise ValueError(f"{path} frame {index}: no forces stored")
-            deviations = _verify_frame(atoms, model, cutoff, accuracy, energy, forces, fd_atoms, fd_step, index, path)
-            e_abs, f_abs, fd_abs, n_fd = deviations
+            deviations = _verify_frame(atoms, model, cutoff, accuracy, energy, forces, (fd_atoms, fd_step, fd_strain), index, path)
+            e_abs, f_abs, fd_abs, n_fd, lmp_stress, fd_stress = deviations
+            stress = stress_of(atoms, f"{path} frame {index}")
+            if stress is not None:
+                result["stress_max_abs_eV_per_A3"] = max(result["stress_max_abs_eV_per_A3"], float(np.abs(lmp_stress - stress).max()))
+                fd_error = float(np.abs(fd_stress - np.diag(stress)).max())
+                result["fd_stress_max_abs_eV_per_A3"] = max(result["fd_stress_max_abs_eV_per_A3"], fd_error)
             result["energy_max_abs_eV"] = max(result["energy_max_abs_eV"], e_abs)
             result["energy_max_rel"] = max(result["energy_max_rel"], e_abs / max(abs(energy), 1e-300))
             result["forces_max_abs_eV_per_A"] = max(result["forces_max_abs_eV_per_A"], f_abs)
@@ -764,7 +793,8 @@ def verify_frames(path, indices: Sequence[int], fd_atoms: int = 2, fd_step: floa
     return result
 
 
-def _verify_frame(atoms, model, cutoff, accuracy, energy, forces, fd_atoms, fd_step, index, path):
+def _verify_frame(atoms, model, cutoff, accuracy, energy, forces, fd_settings, index, path):
+    fd_atoms, fd_step, fd_strain = fd_settings
     symbols = atoms.get_chemical_symbols()
     if len(symbols) % 3 or symbols != ["O", "H", "H"] * (len(symbols) // 3):
         raise ValueError(f"{path} frame {index}: atoms are not O, H, H per molecule")
@@ -779,6 +809,7 @@ def _verify_frame(atoms, model, cutoff, accuracy, energy, forces, fd_atoms, fd_s
         lmp = _open_lammps(model, data_file, cutoff, accuracy)
     try:
         e_kcal, f_kcal = _evaluate(lmp)
+        lmp_stress = _virial_stress(lmp)
         e_abs = abs(e_kcal * KCAL_MOL_TO_EV - energy)
         f_abs = float(np.abs(f_kcal * KCAL_MOL_TO_EV - forces).max())
         fd_abs, n_fd = 0.0, 0
@@ -794,6 +825,20 @@ def _verify_frame(atoms, model, cutoff, accuracy, energy, forces, fd_atoms, fd_s
                 fd_force = -(energies[0] - energies[1]) / (2.0 * fd_step) * KCAL_MOL_TO_EV
                 fd_abs = max(fd_abs, abs(fd_force - forces[a, c]))
                 n_fd += 1
+        _set_positions(lmp, positions)
+        fd_stress = np.array([_strain_derivative(lmp, lengths, c, fd_strain) for c in range(3)])
     finally:
         lmp.close()
-    return e_abs, f_abs, fd_abs, n_fd
+    return e_abs, f_abs, fd_abs, n_fd, lmp_stress, fd_stress
+
+
+def _strain_derivative(lmp, lengths: np.ndarray, axis: int, strain: float) -> float:
+    """(1/V) ∂E/∂ε for a normal strain along `axis` (eV/Å³), by central differences: `change_box ... remap`
+    scales the box and every atom affinely, as the strain in the stress definition does."""
+    name = "xyz"[axis]
+    energies = []
+    for sign in (1.0, -1.0):
+        lmp.command(f"change_box all {name} final 0.0 {lengths[axis] * (1.0 + sign * strain):.17g} remap units box")
+        energies.append(_evaluate(lmp)[0] * KCAL_MOL_TO_EV)
+        lmp.command(f"change_box all {name} final 0.0 {lengths[axis]:.17g} remap units box")
+    return (energies[0] - energies[1]) / (2.0 * strain) / float(np.prod(lengths))

@@ -2,7 +2,8 @@
 
 A graph is a dict of float64/int64 tensors: positions [N,3] Å, numbers [N], cell [1,3,3] Å,
 edge_index [2,E], cell_shifts [E,3] (integer image multiples), and, when the frame is labelled,
-energy [1] eV and forces [N,3] eV/Å.
+energy [1] eV, forces [N,3] eV/Å and stress [1,3,3] eV/Å³ (ASE sign). Per-frame training keys (`weight`,
+`energy_offset` in eV, see train/replay.py) may be added to a graph; collate fills them in for graphs without.
 """
 
 from typing import Dict, List, Sequence, Tuple
@@ -11,6 +12,7 @@ import torch
 from ase import Atoms
 from ase.data import chemical_symbols
 
+from tpainn.data.labels import stress_of
 from tpainn.neighbors import neighbor_list
 
 Graph = Dict[str, torch.Tensor]
@@ -32,7 +34,14 @@ def atoms_to_graph(atoms: Atoms, cutoff: float) -> Graph:
         graph["energy"] = torch.tensor([results["energy"]], dtype=torch.float64)
     if "forces" in results:
         graph["forces"] = torch.as_tensor(results["forces"], dtype=torch.float64)
+    stress = stress_of(atoms, "frame")
+    if stress is not None:
+        graph["stress"] = torch.as_tensor(stress, dtype=torch.float64).unsqueeze(0)
     return graph
+
+
+# Per-frame keys that not every graph of a batch needs to have, with the value of a graph that has none.
+_PER_FRAME_DEFAULTS = {"weight": 1.0, "energy_offset": 0.0}
 
 
 def collate(graphs: Sequence[Graph]) -> Graph:
@@ -47,6 +56,15 @@ def collate(graphs: Sequence[Graph]) -> Graph:
     for key in ("positions", "numbers", "cell", "cell_shifts", "energy", "forces"):
         if all(key in g for g in graphs):
             batch[key] = torch.cat([g[key] for g in graphs])
+    if any("stress" in g for g in graphs):
+        # Frames without stress get zeros and a False mask: they add nothing to a stress loss or metric.
+        batch["stress"] = torch.cat([g.get("stress", torch.zeros(1, 3, 3, dtype=torch.float64)) for g in graphs])
+        batch["stress_mask"] = torch.tensor([("stress" in g) for g in graphs])
+    for key, default in _PER_FRAME_DEFAULTS.items():
+        if any(key in g for g in graphs):
+            batch[key] = torch.cat([g.get(key, torch.tensor([default], dtype=torch.float64)) for g in graphs])
+    if any("frame" in g for g in graphs):  # data-set frame numbers (GraphDataset); -1 for other graphs
+        batch["frame"] = torch.cat([g.get("frame", torch.tensor([-1])) for g in graphs])
     return batch
 
 
@@ -76,10 +94,23 @@ class GraphDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Graph:
         if self.cache is None:
-            return atoms_to_graph(self.frames[index], self.cutoff)
+            return self._graph(index)
         if index not in self.cache:
-            self.cache[index] = atoms_to_graph(self.frames[index], self.cutoff)
+            self.cache[index] = self._graph(index)
         return self.cache[index]
+
+    def _graph(self, index: int) -> Graph:
+        graph = atoms_to_graph(self.frames[index], self.cutoff)
+        # The frame's number in the underlying data set (through Subsets), so that an error can name a batch's frames.
+        graph["frame"] = torch.tensor([source_index(self.frames, index)])
+        return graph
+
+
+def source_index(frames: Sequence[Atoms], index: int) -> int:
+    """The number of frames[index] in the data set under any torch Subsets."""
+    while isinstance(frames, torch.utils.data.Subset):
+        frames, index = frames.dataset, frames.indices[index]
+    return int(index)
 
 
 def species_of(frames: Sequence[Atoms]) -> List[str]:

@@ -6,6 +6,7 @@ Layout (format "tpainn-frames", version 1); all frames are concatenated along th
     positions  (n_atoms_total, 3)    float64  Å
     forces     (n_atoms_total, 3)    float64  eV/Å   (only when the frames have forces)
     energy     (n_frames,)           float64  eV
+    stress     (n_frames, 3, 3)      float64  eV/Å³  (only when the frames have stress: ASE sign, virial part)
     cell       (n_frames, 3, 3)      float64  Å, rows are the lattice vectors
     pbc        (n_frames, 3)         bool
     offsets    (n_frames + 1,)       int64    frame i is atom rows offsets[i]:offsets[i + 1]
@@ -30,11 +31,11 @@ import numpy as np
 from ase import Atoms
 
 from tpainn.data.errors import DataError
-from tpainn.data.labels import attach_labels, labels_of
+from tpainn.data.labels import attach_labels, labels_of, stress_of
 
 FORMAT_NAME = "tpainn-frames"
 FORMAT_VERSION = 1
-UNIT_ATTRS = {"energy_unit": "eV", "length_unit": "Angstrom", "force_unit": "eV/Angstrom"}
+UNIT_ATTRS = {"energy_unit": "eV", "length_unit": "Angstrom", "force_unit": "eV/Angstrom", "stress_unit": "eV/Angstrom^3"}
 H5_SUFFIXES = (".h5", ".hdf5")
 
 # Chunks of ~100 kB: reading one frame touches one or two chunks, and appends grow the file in steps.
@@ -57,15 +58,15 @@ class _FrameBatch:
     def __init__(self, frames: Sequence[Atoms]):
         frames = list(frames)  # iterated several times below: read an H5Frames source once
         labels = [labels_of(atoms, f"frame {i} of those to write") for i, atoms in enumerate(frames)]
-        with_forces = {forces is not None for _, forces in labels}
-        if len(with_forces) > 1:
-            raise DataError("of the frames to write, some have forces and some do not")
-        self.has_forces = with_forces == {True}
+        stresses = [stress_of(atoms, f"frame {i} of those to write") for i, atoms in enumerate(frames)]
+        self.has_forces = _all_or_none([forces for _, forces in labels], "forces")
+        self.has_stress = _all_or_none(stresses, "stress")
         self.offsets = np.concatenate([[0], np.cumsum([len(atoms) for atoms in frames], dtype=np.int64)])
         self.numbers = _stack_rows([atoms.numbers for atoms in frames], (), np.uint8)
         self.positions = _stack_rows([atoms.positions for atoms in frames], (3,), np.float64)
         self.forces = _stack_rows([forces for _, forces in labels], (3,), np.float64) if self.has_forces else None
         self.energy = np.array([energy for energy, _ in labels], dtype=np.float64)
+        self.stress = _stack_rows(stresses, (3, 3), np.float64) if self.has_stress else None
         self.cell = _stack_rows([atoms.cell.array for atoms in frames], (3, 3), np.float64)
         self.pbc = _stack_rows([atoms.pbc for atoms in frames], (3,), bool)
 
@@ -73,8 +74,15 @@ class _FrameBatch:
         return len(self.energy)
 
 
+def _all_or_none(labels: list, name: str) -> bool:
+    present = {label is not None for label in labels}
+    if len(present) > 1:
+        raise DataError(f"of the frames to write, some have {name} and some do not")
+    return present == {True}
+
+
 def _create_layout(f: h5py.File) -> None:
-    """Empty resizable datasets and the header of a new frame file (forces come with the first frames)."""
+    """Empty resizable datasets and the header of a new frame file (forces and stress come with the first frames)."""
     per_atom = {"numbers": ((), np.uint8), "positions": ((3,), np.float64)}
     for name, (row_shape, dtype) in per_atom.items():
         _create_rows(f, name, row_shape, dtype, _ATOMS_PER_CHUNK)
@@ -93,18 +101,20 @@ def _create_rows(f: h5py.File, name: str, row_shape: tuple, dtype, rows_per_chun
     )
 
 
-def _match_forces_layout(f: h5py.File, path: Path, n_frames: int, batch: _FrameBatch) -> None:
-    """Give a file without committed frames the forces layout of its first frames; else they must agree."""
-    if not len(batch) or batch.has_forces == ("forces" in f):
+def _match_optional_layout(f: h5py.File, path: Path, n_frames: int, name: str, present: bool, rows: tuple) -> None:
+    """Give a file without committed frames the layout of its first frames for the optional label `name`
+    (forces, stress); once frames are committed, new frames must agree with them."""
+    if present == (name in f):
         return
     if n_frames > 0:
-        stored = "has" if "forces" in f else "has no"
-        appended = "have" if batch.has_forces else "have no"
-        raise DataError(f"{path}: the stored frames {stored} forces but the new frames {appended}")
-    if batch.has_forces:
-        _create_rows(f, "forces", (3,), np.float64, _ATOMS_PER_CHUNK)
+        stored = "has" if name in f else "has no"
+        appended = "have" if present else "have no"
+        raise DataError(f"{path}: the stored frames {stored} {name} but the new frames {appended}")
+    if present:
+        row_shape, rows_per_chunk = rows
+        _create_rows(f, name, row_shape, np.float64, rows_per_chunk)
     else:
-        del f["forces"]
+        del f[name]
 
 
 def _check_frame_file(f: h5py.File, path: Path) -> None:
@@ -156,11 +166,11 @@ def _create_frame_file(path: Path) -> h5py.File:
 def write_frames(
     path: str | os.PathLike, frames: Sequence[Atoms], metadata: dict | None = None, append: bool = False
 ) -> int:
-    """Store labelled frames (energy in eV, optional forces in eV/Å) in an HDF5 frame file.
+    """Store labelled frames (energy in eV, optional forces in eV/Å and stress in eV/Å³) in an HDF5 frame file.
 
     append=False replaces any existing file; append=True adds the frames to an existing file (or
     creates it), merging `metadata` into the stored metadata. Returns the number of frames now in the
-    file. Every frame must have an energy, and either all frames in the file have forces or none.
+    file. Every frame must have an energy, and either all frames in the file have forces (stress) or none.
     """
     path = Path(path)
     # Check the frames before an existing file is opened, let alone truncated.
@@ -169,13 +179,17 @@ def write_frames(
         n_frames = int(f.attrs["n_frames"])
         stored_metadata = json.loads(f.attrs["metadata"])
         metadata_json = _json_metadata({**stored_metadata, **(metadata or {})})
-        _match_forces_layout(f, path, n_frames, batch)
+        if len(batch):
+            _match_optional_layout(f, path, n_frames, "forces", batch.has_forces, ((3,), _ATOMS_PER_CHUNK))
+            _match_optional_layout(f, path, n_frames, "stress", batch.has_stress, ((3, 3), _FRAMES_PER_CHUNK))
         n_atoms = int(f["offsets"][n_frames])
         _write_rows(f["numbers"], n_atoms, batch.numbers)
         _write_rows(f["positions"], n_atoms, batch.positions)
         if batch.has_forces:
             _write_rows(f["forces"], n_atoms, batch.forces)
         _write_rows(f["energy"], n_frames, batch.energy)
+        if batch.has_stress:
+            _write_rows(f["stress"], n_frames, batch.stress)
         _write_rows(f["cell"], n_frames, batch.cell)
         _write_rows(f["pbc"], n_frames, batch.pbc)
         _write_rows(f["offsets"], n_frames + 1, n_atoms + batch.offsets[1:])
@@ -202,6 +216,7 @@ class H5Frames(Sequence):
             self._offsets = f["offsets"][: self._n_frames + 1]
             self.metadata: dict = json.loads(f.attrs["metadata"])
             self.has_forces = "forces" in f
+            self.has_stress = "stress" in f
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
         self._file_pid: int | None = None
@@ -242,7 +257,8 @@ class H5Frames(Sequence):
             numbers=f["numbers"][first:last], positions=f["positions"][first:last], cell=f["cell"][i], pbc=f["pbc"][i]
         )
         forces = f["forces"][first:last] if self.has_forces else None
-        return attach_labels(atoms, f["energy"][i], forces)
+        stress = f["stress"][i] if self.has_stress else None
+        return attach_labels(atoms, f["energy"][i], forces, stress)
 
     def __repr__(self) -> str:
         return f"H5Frames({str(self.path)!r}, {self._n_frames} frames)"

@@ -1,13 +1,17 @@
 """Readers for the dataset formats tpainn trains on.
 
-Every reader returns list[ase.Atoms] in eV, Å and eV/Å whatever the file's own units, with the
-reference energy and forces attached as a SinglePointCalculator (see tpainn.data.labels). Malformed
-input raises DataError naming the file and the line or frame.
+Every reader returns list[ase.Atoms] in eV, Å, eV/Å and eV/Å³ whatever the file's own units, with the
+reference energy, forces and (where the format has it) stress attached as a SinglePointCalculator (see
+tpainn.data.labels). Malformed input raises DataError naming the file and the line or frame: counts in a
+header are checked against the file's size before anything is allocated for them, and every frame's
+positions, cell and labels are checked to be finite (tpainn.data.checks).
 """
 
 from __future__ import annotations
 
 import functools
+import io
+import math
 import os
 import re
 import warnings
@@ -20,9 +24,10 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 from ase.units import Bohr, Hartree
 
+from tpainn.data.checks import check_count, check_frame, check_geometry
 from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5_SUFFIXES, H5Frames
-from tpainn.data.labels import attach_labels
+from tpainn.data.labels import attach_labels, stress_3x3
 
 FORMATS = ("extxyz", "n2p2", "deepmd", "h5")
 
@@ -52,15 +57,151 @@ def _floats(tokens: list[str], where: str) -> list[float]:
 
 # ---------------------------------------------------------------------------------------------- extxyz
 
+# An atom line holds at least an element and three coordinates ("H 0 0 0\n"): a header count is checked against
+# the bytes left in the file with this before any line of the frame is read.
+_XYZ_MIN_ATOM_LINE_BYTES = 8
+# Keys of the comment line that hold a virial (eV, virial = −stress × volume), as written by e.g. the GAP/MACE
+# tools; ASE itself writes `stress` (eV/Å³, its own sign), which its reader puts with the labels.
+_XYZ_VIRIAL_KEYS = ("virial", "virials")
+
+
+@dataclass(frozen=True)
+class _XyzFrameSpan:
+    """Where one frame of an XYZ file lies: its first line (1-based), byte offset and byte length."""
+
+    line: int
+    offset: int
+    length: int
+
+
+def _xyz_frame_spans(path: Path) -> list[_XyzFrameSpan]:
+    """The frames of an XYZ file, found from their atom-count lines alone.
+
+    Each count is checked against the bytes left in the file before its lines are skipped, so that a corrupt
+    count (say 999999999999) is a DataError at once rather than a loop to the end of time; a frame cut short
+    is a DataError naming it. Blank lines may only end the file.
+    """
+    size = path.stat().st_size
+    spans: list[_XyzFrameSpan] = []
+    with path.open("rb") as f:
+        line_number = 0
+        while True:
+            offset = f.tell()
+            line = f.readline()
+            if not line:
+                return spans
+            line_number += 1
+            where = f"{path}:{line_number}"
+            if not line.strip():
+                rest = f.read(1 << 16)
+                if rest.strip() or f.read(1):
+                    raise DataError(f"{where}: blank line where frame {len(spans)}'s atom count should be")
+                return spans
+            try:
+                count = int(line.strip())
+            except ValueError:
+                shown = line.strip()[:40].decode(errors="replace")
+                raise DataError(
+                    f"{where}: expected the atom count of frame {len(spans)} (an integer alone on its line), got {shown!r}"
+                ) from None
+            if count == 0:
+                raise DataError(f"{where}: frame {len(spans)} has no atoms (its atom count is 0)")
+            check_count(count, "atoms", size - f.tell(), _XYZ_MIN_ATOM_LINE_BYTES, f"{where}: frame {len(spans)}")
+            for read_lines in range(count + 1):
+                if not f.readline():
+                    raise DataError(
+                        f"{where}: frame {len(spans)} declares {count} atoms but the file ends after "
+                        f"{max(read_lines - 1, 0)} of them: it is truncated"
+                    )
+            spans.append(_XyzFrameSpan(line_number, offset, f.tell() - offset))
+            line_number += count + 1
+
+
+def _select(n_frames: int, index: str | int | slice, path: Path) -> list[int]:
+    """Frame numbers picked by an ase-style index (":", "1:", "-1", 3, slice(0, 10))."""
+    if isinstance(index, str):
+        from ase.io.formats import string2index
+
+        try:
+            index = string2index(index)
+        except ValueError as err:
+            raise DataError(f"{path}: bad frame index {index!r} ({err})") from err
+    frames = range(n_frames)
+    if isinstance(index, slice):
+        return list(frames[index])
+    try:
+        return [frames[index]]
+    except (IndexError, TypeError) as err:
+        raise DataError(f"{path}: no frame {index!r} (the file has {n_frames})") from err
+
+
+def _xyz_stress(atoms: Atoms, results: dict, where: str) -> np.ndarray | None:
+    """The frame's stress (3×3 eV/Å³, ASE sign) from ASE's `stress` key or a virial key (eV), or None."""
+    virial_keys = [key for key in atoms.info if key.lower() in _XYZ_VIRIAL_KEYS]
+    stress = None if results.get("stress") is None else stress_3x3(results["stress"], where)
+    if not virial_keys and stress is None:
+        return None
+    if not atoms.pbc.all():
+        raise DataError(f"{where}: stress or virial given for a frame that is not periodic in all three directions")
+    if len(virial_keys) > 1:
+        raise DataError(f"{where}: more than one virial key ({', '.join(virial_keys)})")
+    if virial_keys:
+        virial = stress_3x3(atoms.info.pop(virial_keys[0]), f"{where}: {virial_keys[0]}")
+        from_virial = -virial / atoms.get_volume()
+        if stress is not None and not np.allclose(stress, from_virial, rtol=1e-3, atol=1e-6):
+            raise DataError(f"{where}: stress and {virial_keys[0]} disagree (expected virial = −stress × volume)")
+        stress = from_virial
+    return stress
+
+
+def _xyz_frame(text: str, path: Path, span: _XyzFrameSpan, number: int) -> Atoms:
+    where = f"{path}:{span.line}: frame {number}"
+    try:
+        atoms = ase.io.read(io.StringIO(text), index=0, format="extxyz")
+    except Exception as err:  # ase's parser raises many types (ValueError, IndexError, KeyError, ...) on bad input
+        message = str(err).splitlines()[0] if str(err) else ""
+        raise DataError(f"{where}: not a readable extended XYZ frame ({type(err).__name__}: {message})") from err
+    results = dict(getattr(atoms.calc, "results", None) or {})
+    if results.get("energy") is None:
+        keys = ", ".join(key for key in atoms.info) or "none"
+        raise DataError(f"{where}: no energy (the key `energy=` of the comment line; its keys: {keys})")
+    atoms.calc = None
+    check_geometry(atoms, where)  # before the volume is used for a virial
+    forces = results.get("forces")
+    if forces is not None and np.shape(forces) != (len(atoms), 3):
+        raise DataError(f"{where}: forces have shape {np.shape(forces)}, expected ({len(atoms)}, 3)")
+    try:
+        energy = float(results["energy"])
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: the energy is not a number ({results['energy']!r})") from None
+    stress = _xyz_stress(atoms, results, where)
+    return check_frame(attach_labels(atoms, energy, forces, stress), where)
+
 
 def read_extxyz(path: str | os.PathLike, index: str | int | slice = ":") -> list[Atoms]:
-    """Frames of an extended XYZ file (ase's extxyz reader; energy/forces keys become the labels)."""
+    """Frames of an extended XYZ file (ase's extxyz parser), labelled with the comment line's `energy` (eV),
+    the `forces` column (eV/Å) and, where given, the stress: ASE's `stress` key (eV/Å³, 9 values, ASE's sign) or
+    a `virial` key (eV, 9 values; stress = −virial / volume).
+
+    Every frame must have an energy and finite positions, cell and labels; a wrong atom count, a truncated or
+    unparsable frame is a DataError naming the line and frame.
+    """
     path = _existing_file(path)
-    try:
-        frames = ase.io.read(path, index=index, format="extxyz")
-    except (ValueError, IndexError, KeyError, TypeError, StopIteration, OSError) as err:
-        raise DataError(f"{path}: not a readable extended XYZ file ({type(err).__name__}: {err})") from err
-    return frames if isinstance(frames, list) else [frames]
+    spans = _xyz_frame_spans(path)
+    if not spans:
+        raise DataError(f"{path}: no frames (the file is empty)")
+    frames = []
+    with path.open("rb") as f:
+        for number in _select(len(spans), index, path):
+            span = spans[number]
+            f.seek(span.offset)
+            try:
+                text = f.read(span.length).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{span.line}: frame {number} is not UTF-8 text ({err.reason} at byte "
+                                f"{span.offset + err.start})") from None  # fmt: skip
+            frames.append(_xyz_frame(text, path, span, number))
+    return frames
 
 
 # ------------------------------------------------------------------------------------------------ n2p2
@@ -131,7 +272,8 @@ class _N2p2Frame:
             pbc=periodic,
         )
         atoms.info["comment"] = self.comment
-        return attach_labels(atoms, self.energy_Ha * Hartree, np.array(self.forces_Ha_per_bohr) * (Hartree / Bohr))
+        forces = np.array(self.forces_Ha_per_bohr) * (Hartree / Bohr)
+        return check_frame(attach_labels(atoms, self.energy_Ha * Hartree, forces), f"{where}: frame {self.index}")
 
 
 def read_n2p2(path: str | os.PathLike) -> list[Atoms]:
@@ -143,8 +285,12 @@ def read_n2p2(path: str | os.PathLike) -> list[Atoms]:
     path = _existing_file(path)
     frames: list[Atoms] = []
     frame: _N2p2Frame | None = None
-    with path.open() as lines:
-        for line_number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for line_number, raw_line in enumerate(lines, start=1):
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{line_number}: not text ({err.reason}): not an n2p2 input.data file") from None
             where = f"{path}:{line_number}"
             keyword = line.split(maxsplit=1)[0] if line.strip() else None
             if keyword is None:
@@ -167,6 +313,8 @@ def read_n2p2(path: str | os.PathLike) -> list[Atoms]:
             f"{path}: the file ends inside frame {frame.index} (begun at line {frame.start_line}) "
             "without 'end': it is truncated"
         )
+    if not frames:
+        raise DataError(f"{path}: no frames (no 'begin' ... 'end' block): not an n2p2 input.data file, or empty")
     return frames
 
 
@@ -178,57 +326,104 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def _text(file: Path) -> str:
+    if not file.is_file():
+        raise DataError(f"{file}: missing")
+    try:
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{file}: not text ({err.reason} at byte {err.start})") from None
+
+
 def _deepmd_atomic_numbers(system: Path) -> np.ndarray:
     type_map_file = system / "type_map.raw"
     if not type_map_file.is_file():
         raise DataError(f"{type_map_file}: missing; without it the DeePMD atom types have no element")
     type_map = [
         _atomic_number(symbol, f"{type_map_file}:{line_number}")
-        for line_number, symbol in enumerate(type_map_file.read_text().split(), start=1)
+        for line_number, symbol in enumerate(_text(type_map_file).split(), start=1)
     ]
     type_file = system / "type.raw"
     try:
-        types = np.loadtxt(type_file, dtype=np.int64, ndmin=1)
-    except ValueError as err:
-        raise DataError(f"{type_file}: not a list of integer atom types ({err})") from err
+        types = np.array([int(token) for token in _text(type_file).split()], dtype=np.int64)
+    except (ValueError, OverflowError) as err:
+        raise DataError(f"{type_file}: not a list of integer atom types ({err})") from None
     if types.size == 0 or types.min() < 0 or types.max() >= len(type_map):
         raise DataError(f"{type_file}: atom types must lie in 0..{len(type_map) - 1}, the types of type_map.raw")
     return np.array(type_map)[types]
 
 
+def _npy_header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, checked against the file's size before anything is allocated."""
+    try:
+        with file.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            data_bytes = file.stat().st_size - f.tell()
+    except Exception as err:  # numpy's header parser raises many types (ValueError, SyntaxError, TokenError, ...)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"{file}: not a readable .npy file ({reason})") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataError(f"{file}: holds {dtype} values, expected numbers")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > data_bytes:
+        raise DataError(
+            f"{file}: the header says shape {shape} ({needed} bytes) but {data_bytes} bytes follow: the file is truncated"
+        )
+    return shape, dtype
+
+
 def _load_npy(file: Path, n_frames: int | None, values_per_frame: int, what: str) -> np.ndarray:
-    """A (n_frames, values_per_frame) float64 array from a DeePMD .npy file, with its shape checked."""
+    """A (n_frames, values_per_frame) float64 array from a DeePMD .npy file, with its shape and values checked:
+    a row (frame) that is not finite is a DataError naming the file and the frame."""
     if not file.is_file():
         raise DataError(f"{file}: missing")
-    try:
-        array = np.load(file)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{file}: not a readable .npy file ({err})") from err
-    if array.ndim == 1 and values_per_frame == 1:
-        array = array[:, None]
-    if array.ndim != 2 or array.shape[1] != values_per_frame or (n_frames is not None and array.shape[0] != n_frames):
+    shape, _ = _npy_header(file)
+    if len(shape) == 1 and values_per_frame == 1:
+        shape = (*shape, 1)
+    if len(shape) != 2 or shape[1] != values_per_frame or (n_frames is not None and shape[0] != n_frames):
         expected_frames = "n_frames" if n_frames is None else n_frames
-        raise DataError(f"{file}: shape {array.shape}, expected ({expected_frames}, {values_per_frame}) for {what}")
-    return array.astype(np.float64)
+        raise DataError(f"{file}: shape {tuple(shape)}, expected ({expected_frames}, {values_per_frame}) for {what}")
+    try:
+        array = np.load(file, allow_pickle=False).reshape(shape).astype(np.float64)
+    except Exception as err:  # the header was checked: what is left is a damaged file
+        raise DataError(f"{file}: not a readable .npy file ({type(err).__name__}: {err})") from err
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        kind = "NaN" if np.isnan(array[bad[0]]).any() else "inf"
+        raise DataError(f"{file}: frame {bad[0]} holds {kind} ({bad.size} frame(s) not finite: {bad[:10].tolist()})")
+    return array
 
 
-def _read_deepmd_set(set_dir: Path, numbers: np.ndarray) -> list[Atoms]:
+def _read_deepmd_set(set_dir: Path, numbers: np.ndarray, periodic: bool) -> list[Atoms]:
     n_atoms = len(numbers)
     per_atom = f"3 × {n_atoms} atoms of type.raw"
     coords_A = _load_npy(set_dir / "coord.npy", None, 3 * n_atoms, f"positions of {per_atom}")
     n_frames = len(coords_A)
-    boxes_A = _load_npy(set_dir / "box.npy", n_frames, 9, "one 3×3 cell per frame")
+    box_file = set_dir / "box.npy"
+    boxes_A = _load_npy(box_file, n_frames, 9, "one 3×3 cell per frame") if periodic or box_file.exists() else None
     energies_eV = _load_npy(set_dir / "energy.npy", n_frames, 1, "one energy per frame")
     force_file = set_dir / "force.npy"
     forces_eV_per_A = (
         _load_npy(force_file, n_frames, 3 * n_atoms, f"forces of {per_atom}") if force_file.exists() else None
     )
+    virial_file = set_dir / "virial.npy"
+    virials_eV = _load_npy(virial_file, n_frames, 9, "one 3×3 virial per frame") if virial_file.exists() else None
+    if virials_eV is not None and not periodic:
+        raise DataError(f"{virial_file}: a virial needs a periodic cell, but the system has a `nopbc` file")
     frames = []
     for i in range(n_frames):
+        where = f"{set_dir}: frame {i}"
         # DeePMD stores the lattice vectors as rows, like ase.
-        atoms = Atoms(numbers=numbers, positions=coords_A[i].reshape(-1, 3), cell=boxes_A[i].reshape(3, 3), pbc=True)
+        cell = boxes_A[i].reshape(3, 3) if boxes_A is not None and periodic else None
+        atoms = check_geometry(Atoms(numbers=numbers, positions=coords_A[i].reshape(-1, 3), cell=cell, pbc=periodic), where)
         forces = None if forces_eV_per_A is None else forces_eV_per_A[i].reshape(-1, 3)
-        frames.append(attach_labels(atoms, energies_eV[i, 0], forces))
+        # DeePMD's virial (eV) is W = −∂E/∂ε, so ASE's stress is −W / V (as dpdata converts it).
+        stress = None if virials_eV is None else -virials_eV[i].reshape(3, 3) / atoms.get_volume()
+        frames.append(check_frame(attach_labels(atoms, energies_eV[i, 0], forces, stress), where))
     return frames
 
 
@@ -237,7 +432,9 @@ def _read_deepmd_system(system: Path) -> list[Atoms]:
     set_dirs = sorted((p for p in system.glob("set.*") if p.is_dir()), key=_natural_key)
     if not set_dirs:
         raise DataError(f"{system}: DeePMD system without set.* folders")
-    return [atoms for set_dir in set_dirs for atoms in _read_deepmd_set(set_dir, numbers)]
+    # A `nopbc` file marks a system without periodic boundaries (molecules); box.npy is then optional.
+    periodic = not (system / "nopbc").is_file()
+    return [atoms for set_dir in set_dirs for atoms in _read_deepmd_set(set_dir, numbers, periodic)]
 
 
 def read_deepmd(path: str | os.PathLike) -> list[Atoms]:
@@ -245,16 +442,22 @@ def read_deepmd(path: str | os.PathLike) -> list[Atoms]:
 
     `path` is one system, or a folder of systems (subfolders with a type.raw), read in natural name
     order (data_0, data_1, ..., data_10), each system's sets in order. float32 values become float64.
+    A set's optional virial.npy (n_frames × 9, eV, DeePMD's W = −∂E/∂ε) becomes the stress −W / V (eV/Å³,
+    ASE's sign). Every .npy header is checked against its file's size, and every frame for finite values.
     """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: no such folder (a DeePMD system is a folder)")
     if (path / "type.raw").is_file():
-        return _read_deepmd_system(path)
-    systems = sorted((p for p in path.iterdir() if (p / "type.raw").is_file()), key=_natural_key)
-    if not systems:
-        raise DataError(f"{path}: neither a DeePMD system (no type.raw) nor a folder of systems")
-    return [atoms for system in systems for atoms in _read_deepmd_system(system)]
+        frames = _read_deepmd_system(path)
+    else:
+        systems = sorted((p for p in path.iterdir() if (p / "type.raw").is_file()), key=_natural_key)
+        if not systems:
+            raise DataError(f"{path}: neither a DeePMD system (no type.raw) nor a folder of systems")
+        frames = [atoms for system in systems for atoms in _read_deepmd_system(system)]
+    if not frames:
+        raise DataError(f"{path}: no frames (every coord.npy is empty)")
+    return frames
 
 
 # ------------------------------------------------------------------------------------------------- QM9

@@ -88,6 +88,9 @@ class Dataset:
     # Free-atom energies (eV) at the dataset's level of theory, where the dataset defines them: the prior
     # reference energy of an element that a small training subset happens not to contain.
     atom_energies_eV: dict[str, float] | None = None
+    # The D3 dispersion the labels include, as a tpainn.dispersion spec ("d3(zero):revpbe0:30"), where the
+    # source documents it: `model.dispersion` must then name the same damping and functional.
+    dispersion: str | None = None
 
 
 _MARSALEK_COMMIT = "35eca4a1e98fa7e6b7c3afc66ebf791f52255301"
@@ -154,6 +157,12 @@ DATASETS: dict[str, Dataset] = {
             ),
             read_from="input.data",
             test_split=LastFramesSplit(n_test=21),
+            # The set's CP2K input (revPBE0-D3.cp2k.inp): &VDW_POTENTIAL / &PAIR_POTENTIAL, TYPE DFTD3
+            # (zero damping), REFERENCE_FUNCTIONAL revPBE0 (s6 1, sr6 0.949, s8 0.792), R_CUTOFF 15, LONG_RANGE_CORRECTION
+            # TRUE, no three-body term (CALCULATE_C9_TERM defaults to false). CP2K sums pairs within 2 × R_CUTOFF = 30 Å
+            # (its manual: 'The cutoff will be 2 times this value'; qs_dispersion_pairpot.F: rcut = 2*rc_disp), switched
+            # off over the last bohr, and adds a mean-field energy and isotropic virial for the rest (no forces).
+            dispersion="d3(zero):revpbe0:30",
         ),
         Dataset(
             name="water-deepmd",
@@ -419,6 +428,8 @@ def info(name: str) -> str:
         f"source:          {dataset.source.repository} @ {dataset.source.revision}",
         f"location:        {_location(dataset)}",
     ]
+    if dataset.dispersion:
+        lines.append(f"dispersion:      {dataset.dispersion} (in the labels; subtract with model.dispersion)")
     if dataset.files:
         lines.append(f"files ({len(dataset.files)}):")
         lines += [f"  {file.path}  sha256 {file.sha256}\n    {file.url}" for file in dataset.files]

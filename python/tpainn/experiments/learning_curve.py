@@ -1,6 +1,10 @@
 """Learning curves: test error vs number of DFT frames N, autotuned from a pretrained model vs from scratch.
 
-For every N and seed both arms use the same training config (model size, epochs, schedule; at least
+The arms are "scratch" and "autotuned" unless the experiment lists `variants`: a mapping from an arm's name to
+its `overrides` of the training config and its `pretrained` model (default: the experiment's; null: from
+scratch), so one experiment compares autotuning strategies against one shared from-scratch arm (the arm named
+"scratch", always from scratch).
+For every N and seed all arms use the same training config (model size, epochs, schedule; at least
 `min_steps` optimizer steps, so small N means more epochs), the same
 N frames (drawn from the pool by the seed's permutation, so the sets of one seed are nested in N;
 n_val = max(1, round(val_fraction·N)) of them validate, the rest train) and the same fixed test set. Every run is a normal training run in
@@ -31,8 +35,11 @@ EXPERIMENT_DEFAULTS: Dict[str, Any] = {
     # (its epochs are raised), so that the small-N runs are trained as far as the large-N ones.
     "min_steps": 0,
     "output_dir": "runs/learning-curve",
+    # null: the arms scratch and autotuned; or {name: {overrides: [...], pretrained: path | null}}; the arm named
+    # "scratch" (if any) is the reference of the error ratios.
+    "variants": None,
 }
-ARMS = ("scratch", "autotuned")
+DEFAULT_VARIANTS = {"scratch": {"pretrained": None}, "autotuned": {}}
 # metric: (table column, plot axis label); values are stored in eV units and shown in meV.
 METRIC_LABELS = {
     "energy_per_atom_mae": ("E MAE (meV/atom)", "energy MAE (meV/atom)"),
@@ -48,11 +55,25 @@ def load_experiment(path: Path, overrides=()) -> Dict[str, Any]:
         raise ValueError(f"{path}: 'pretrained' (the pretrained model.pt) is required")
     if config["train_config"] is not None:
         config["train_config"] = str((Path(path).parent / config["train_config"]).resolve())
+    variants = config["variants"] or DEFAULT_VARIANTS
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError(f"{path}: 'variants' must be a mapping from arm names to {{overrides, pretrained}}")
+    for name, variant in variants.items():
+        unknown = set(variant or {}) - {"overrides", "pretrained"}
+        if unknown:
+            raise ValueError(f"{path}: variant {name!r} has unknown keys {sorted(unknown)} (known: overrides, pretrained)")
+    config["variants"] = {name: dict(variant or {}) for name, variant in variants.items()}
     return config
 
 
+def arms(experiment: Dict[str, Any]) -> List[str]:
+    return list(experiment.get("variants") or DEFAULT_VARIANTS)
+
+
 def run_config(experiment: Dict[str, Any], arm: str, size: int, seed: int) -> Dict[str, Any]:
-    config = load_config(experiment["train_config"], experiment["overrides"], base=copy.deepcopy(DEFAULTS))
+    variant = (experiment.get("variants") or DEFAULT_VARIANTS)[arm]
+    overrides = [*experiment["overrides"], *variant.get("overrides", [])]
+    config = load_config(experiment["train_config"], overrides, base=copy.deepcopy(DEFAULTS))
     n_val = max(1, round(experiment["val_fraction"] * size))
     config["data"] = {"dataset": experiment["dataset"], "test": "standard"}
     config["split"] = {"n_train": size - n_val, "n_val": n_val, "seed": seed}
@@ -62,7 +83,8 @@ def run_config(experiment: Dict[str, Any], arm: str, size: int, seed: int) -> Di
     config["early_stopping_patience"] = math.ceil(config["early_stopping_patience"] * epochs / config["epochs"])
     config["epochs"] = epochs
     config["seed"] = seed
-    config["autotune"]["from"] = str(experiment["pretrained"]) if arm == "autotuned" else None
+    pretrained = None if arm == "scratch" else variant.get("pretrained", experiment["pretrained"])
+    config["autotune"]["from"] = str(pretrained) if pretrained else None
     config["output_dir"] = str(Path(experiment["output_dir"]) / f"{arm}-N{size}-seed{seed}")
     return config
 
@@ -72,7 +94,7 @@ def run_learning_curve(experiment: Dict[str, Any]) -> List[Dict[str, Any]]:
     rows = []
     for size in experiment["sizes"]:
         for seed in experiment["seeds"]:
-            for arm in ARMS:
+            for arm in arms(experiment):
                 config = run_config(experiment, arm, size, seed)
                 done = Path(config["output_dir"]) / "checkpoint.pt"
                 metrics = train(config, resume=done.exists())
@@ -105,21 +127,26 @@ def _metric_names(rows) -> List[str]:
     return ["energy_mae"]
 
 
+def _arms(rows) -> List[str]:
+    return list(dict.fromkeys(r["arm"] for r in rows))
+
+
 def summarise(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Mean and standard deviation over seeds per (N, arm), the scratch/autotuned error ratio, and the
-    epochs the autotuned runs need to reach the from-scratch runs' best validation loss."""
+    """Mean and standard deviation over seeds per (N, arm), each arm's scratch/arm error ratio, and the
+    epochs its runs need to reach the from-scratch runs' best validation loss."""
     summary = []
     for size in sorted({r["n_frames"] for r in rows}):
-        entry: Dict[str, Any] = {"n_frames": size}
-        for arm in ARMS:
+        entry: Dict[str, Any] = {"n_frames": size, "arms": _arms(rows)}
+        for arm in entry["arms"]:
             selected = [r for r in rows if r["n_frames"] == size and r["arm"] == arm]
             for metric in _metric_names(rows):
                 values = np.array([r[metric] for r in selected])
                 entry[f"{arm}_{metric}"] = float(values.mean())
                 entry[f"{arm}_{metric}_std"] = float(values.std())
-        for metric in _metric_names(rows):
-            entry[f"ratio_{metric}"] = entry[f"scratch_{metric}"] / entry[f"autotuned_{metric}"]
-        entry["epochs_to_scratch_best"] = epochs_to_scratch_best(rows, size)
+        for arm in [a for a in entry["arms"] if a != "scratch" and "scratch" in entry["arms"]]:
+            for metric in _metric_names(rows):
+                entry[f"ratio_{arm}_{metric}"] = entry[f"scratch_{metric}"] / entry[f"{arm}_{metric}"]
+            entry[f"epochs_to_scratch_best_{arm}"] = epochs_to_scratch_best(rows, size, arm)
         summary.append(entry)
     return summary
 
@@ -129,12 +156,12 @@ def _val_losses(run_dir: str) -> List[float]:
         return [float(row["val_loss"]) for row in csv.DictReader(f)]
 
 
-def epochs_to_scratch_best(rows, size) -> Dict[str, float]:
-    """Per seed: (first epoch at which the autotuned val loss ≤ the scratch run's best, scratch's best epoch)."""
+def epochs_to_scratch_best(rows, size, arm: str = "autotuned") -> Dict[str, float]:
+    """Per seed: (first epoch at which the arm's val loss ≤ the scratch run's best, scratch's best epoch)."""
     result = {}
     for seed in sorted({r["seed"] for r in rows if r["n_frames"] == size}):
         runs = {r["arm"]: r["run"] for r in rows if r["n_frames"] == size and r["seed"] == seed}
-        scratch, tuned = _val_losses(runs["scratch"]), _val_losses(runs["autotuned"])
+        scratch, tuned = _val_losses(runs["scratch"]), _val_losses(runs[arm])
         target = min(scratch)
         reached = next((epoch for epoch, loss in enumerate(tuned, 1) if loss <= target), math.nan)
         result[seed] = (reached, int(np.argmin(scratch)) + 1)
@@ -142,17 +169,21 @@ def epochs_to_scratch_best(rows, size) -> Dict[str, float]:
 
 
 def markdown_table(summary: List[Dict[str, Any]]) -> str:
-    metrics = [m for m in METRIC_LABELS if f"scratch_{m}" in summary[0]]
+    """One row per (N, arm): test errors (mean ± std over seeds), the scratch/arm ratios, and the epochs the
+    arm needs to reach scratch's best validation loss."""
+    metrics = [m for m in METRIC_LABELS if f"{summary[0]['arms'][0]}_{m}" in summary[0]]
     labels = {m: label for m, (label, _) in METRIC_LABELS.items()}
-    header = ["N"] + [f"{labels[m]} {arm}" for m in metrics for arm in ARMS] + [f"ratio {labels[m].split()[0]}" for m in metrics]
-    header += ["autotuned epochs to scratch's best (scratch's best epoch)"]
+    header = ["N", "arm"] + [labels[m] for m in metrics] + [f"scratch / arm {labels[m].split()[0]}" for m in metrics]
+    header += ["epochs to scratch's best (scratch's best epoch)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for e in summary:
-        cells = [str(e["n_frames"])]
-        cells += [f"{1e3 * e[f'{arm}_{m}']:.3g} ± {1e3 * e[f'{arm}_{m}_std']:.2g}" for m in metrics for arm in ARMS]
-        cells += [f"{e[f'ratio_{m}']:.2f}×" for m in metrics]
-        cells.append(", ".join(f"{a} ({b})" for a, b in e["epochs_to_scratch_best"].values()))
-        lines.append("| " + " | ".join(cells) + " |")
+        for arm in e["arms"]:
+            cells = [str(e["n_frames"]), arm]
+            cells += [f"{1e3 * e[f'{arm}_{m}']:.3g} ± {1e3 * e[f'{arm}_{m}_std']:.2g}" for m in metrics]
+            cells += [f"{e[f'ratio_{arm}_{m}']:.2f}×" if f"ratio_{arm}_{m}" in e else "—" for m in metrics]
+            epochs = e.get(f"epochs_to_scratch_best_{arm}")
+            cells.append(", ".join(f"{a} ({b})" for a, b in epochs.values()) if epochs else "—")
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -162,12 +193,12 @@ def plot_learning_curve(summary: List[Dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in METRIC_LABELS if f"scratch_{m}" in summary[0]]
+    metrics = [m for m in METRIC_LABELS if f"{summary[0]['arms'][0]}_{m}" in summary[0]]
     labels = {m: label for m, (_, label) in METRIC_LABELS.items()}
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     sizes = [e["n_frames"] for e in summary]
     for ax, metric in zip(axes[0], metrics):
-        for arm in ARMS:
+        for arm in summary[0]["arms"]:
             mean = np.array([1e3 * e[f"{arm}_{metric}"] for e in summary])
             std = np.array([1e3 * e[f"{arm}_{metric}_std"] for e in summary])
             ax.errorbar(sizes, mean, yerr=std, marker="o", capsize=3, label=arm)
@@ -188,12 +219,13 @@ def plot_convergence(rows: List[Dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = sorted({r["n_frames"] for r in rows})
+    colours = {arm: f"C{k}" for k, arm in enumerate(_arms(rows))}
     fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 3.5), squeeze=False)
     for ax, size in zip(axes[0], sizes):
         for r in rows:
             if r["n_frames"] == size:
                 losses = _val_losses(r["run"])
-                ax.plot(range(1, len(losses) + 1), losses, color="C1" if r["arm"] == "autotuned" else "C0",
+                ax.plot(range(1, len(losses) + 1), losses, color=colours[r["arm"]],
                         label=r["arm"] if r["seed"] == rows[0]["seed"] else None)  # fmt: skip
         ax.set_yscale("log")
         ax.set_title(f"N = {size}")

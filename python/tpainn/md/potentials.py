@@ -6,16 +6,19 @@ For T-PaiNN the bonds only carry the molecules (for the analysis): bond and angl
 `special_bonds lj/coul 1 1 1` keeps bonded pairs in the neighbour list. LAMMPS leaves out of the list the
 pairs whose special factor is 0, which is its default for 1–2 and 1–3 neighbours, and the T-PaiNN graph
 needs every pair within the cutoff, intramolecular ones included (tests/test_md_water.py checks the
-energy against TPaiNNCalculator).
+energy against TPaiNNCalculator). A model trained without D3 (its metadata's `dispersion`) runs overlaid with
+LAMMPS' `pair_style dispersion/d3` (hybrid/overlay), as pair_style tpainn demands.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tpainn import dispersion
 from tpainn.classical.water import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
 
 # Atom types of the data file, in type order (pair_coeff * * maps them to the model's species).
@@ -74,13 +77,15 @@ def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Poten
         )
     from tpainn.export import load_model
 
-    species = load_model(path).species  # ValueError with the reason if it is no exported T-PaiNN model
+    metadata = load_model(path).metadata  # ValueError with the reason if it is no exported T-PaiNN model
+    species = metadata["species"]
     missing = [element for element in TYPE_ELEMENTS if element not in species]
     if missing:
         raise ValueError(f"model {path}: its species {species} lack {', '.join(missing)}; water needs O and H")
     options = "".join(f" {key} {value}" for key, value in (("device", device), ("dtype", dtype)) if value is not None)
     # Charges are meaningless for T-PaiNN: the data file carries neutral atoms (SPC/Fw geometry for packing).
     topology = dataclasses.replace(MODELS["spcfw"], charge_O=0.0, charge_H=0.0)
+    pair_styles, pair_coeffs = _tpainn_pair(f'tpainn "{path.resolve()}"{options}', dispersion.parse(metadata["dispersion"]))
     return Potential(
         title=path.stem,
         source=str(path.resolve()),
@@ -90,12 +95,25 @@ def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Poten
         # Quoted: LAMMPS splits arguments at blanks, and paths may contain them. A 1 Å skin, not metal's default
         # 2 Å: the lists are rebuilt every ~50 steps of water at 300 K either way, and the smaller ghost shell
         # cuts the neighbour list by a third and, on several ranks, the ghosts whose features are exchanged.
-        style_commands=("bond_style zero", "angle_style zero", f'pair_style tpainn "{path.resolve()}"{options}',
-                        "neighbor 1.0 bin"),
-        coefficient_commands=("bond_coeff *", "angle_coeff *", f"pair_coeff * * {' '.join(TYPE_ELEMENTS)}",
-                              "special_bonds lj/coul 1.0 1.0 1.0"),  # fmt: skip
+        style_commands=("bond_style zero", "angle_style zero", *pair_styles, "neighbor 1.0 bin"),
+        coefficient_commands=("bond_coeff *", "angle_coeff *", *pair_coeffs, "special_bonds lj/coul 1.0 1.0 1.0"),
         # By content, not path: a model file that moved is the same model.
         identity={"kind": "tpainn", "sha256": _sha256(path), "species": species, "dtype": dtype},
+    )
+
+
+def _tpainn_pair(tpainn_style: str, d3: dispersion.D3 | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """pair_style and pair_coeff commands: the model alone, or overlaid with the D3 it was trained without
+    (LAMMPS' dispersion/d3; the special factors of 1 keep intramolecular pairs in its sum too)."""
+    elements = " ".join(TYPE_ELEMENTS)
+    if d3 is None:
+        return (f"pair_style {tpainn_style}",), (f"pair_coeff * * {elements}",)
+    # D3's full neighbour list reaches the D3 cutoff + the 1 Å skin; LAMMPS' default of 2000 neighbours per atom
+    # is a 16.8 Å sphere of liquid water (0.1 atoms/Å³): room for twice the liquid's count instead.
+    one = max(2000, int(2 * 0.1 * 4 / 3 * math.pi * (d3.cutoff + 1.0) ** 3))
+    return (
+        (f"pair_style hybrid/overlay {tpainn_style} {d3.lammps_style()}", f"neigh_modify one {one} page {20 * one}"),
+        (f"pair_coeff * * tpainn {elements}", f"pair_coeff * * dispersion/d3 {elements}"),
     )
 
 

@@ -12,6 +12,7 @@ from ase.data import atomic_numbers as ATOMIC_NUMBERS
 from ase.data import chemical_symbols
 from torch import nn
 
+from tpainn.model.d3_spec import canonical as canonical_dispersion
 from tpainn.model.radial import CosineCutoff, radial_basis
 from tpainn.model.repulsion import ShortRangeRepulsion
 from tpainn.model.representation import PaiNNRepresentation
@@ -48,6 +49,7 @@ class PaiNN(nn.Module):
         shared_filters: bool = False,
         dtype: str = "float64",
         repulsion: str = "none",
+        dispersion: str = "none",  # D3 outside the network (tpainn/dispersion.py): metadata only here
     ):
         super().__init__()
         self.species: List[str] = _symbols(species)
@@ -56,6 +58,7 @@ class PaiNN(nn.Module):
         self.hyperparameters = dict(
             species=self.species, cutoff=self.cutoff, n_features=n_features, n_interactions=n_interactions,
             n_rbf=n_rbf, rbf=rbf, shared_filters=shared_filters, dtype=dtype, repulsion=repulsion,
+            dispersion=canonical_dispersion(dispersion),
         )  # fmt: skip
         numbers = [ATOMIC_NUMBERS[s] for s in self.species]
         self.register_buffer("atomic_numbers", torch.tensor(numbers, dtype=torch.long))

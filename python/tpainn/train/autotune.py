@@ -1,11 +1,14 @@
 """Autotuning: start from a pretrained (classical) model and adapt it to a small DFT set.
 
 1. Load the pretrained model and check it fits the DFT data (species, and the config's model section).
-2. Re-fit the per-element reference energies and the energy scale by least squares, with the network
-   fixed: E_DFT ≈ C e + a · E_net, where C are element counts and E_net the pretrained network's energy
-   without its references (a from the forces when there are any). Classical and DFT energy zeros differ by hundreds of eV per atom, so without
-   this step the first gradient steps would be spent undoing an offset (and wrecking the features).
-3. Optionally freeze the embedding and the first interaction layers; then train as usual.
+2. Re-fit the per-element reference energies by least squares, with the network fixed: E_DFT ≈ C e + a · E_net,
+   where C are element counts and E_net the pretrained network's energy without its references. Classical and
+   DFT energy zeros differ by hundreds of eV per atom, so without this step the first gradient steps would be
+   spent undoing an offset (and wrecking the features). The scale a stays 1 unless `autotune.refit_scale`
+   (then a comes from the forces, F_DFT ≈ a F_net, when there are any): a network that is a poor fit of its
+   classical data gets a ≪ 1 (regression dilution), which scales away its pretrained physics.
+3. Optionally freeze the embedding and the first interaction layers; then train as usual, optionally with
+   replay of pretraining frames (train/replay.py) and an L2-SP penalty toward the pretrained weights.
 """
 
 import warnings
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 
+from tpainn.dispersion import canonical as canonical_dispersion
 from tpainn.model import PaiNN
 from tpainn.train.checkpoint import load_model
 from tpainn.train.evaluate import predict
@@ -36,8 +40,9 @@ def load_pretrained(config: Dict[str, Any], species: Sequence[str]) -> PaiNN:
         )
     for key, value in config["model"].items():
         pretrained = model.hyperparameters[key]
-        # dtype and the repulsion (fitted to the data, not learned) may change; the network may not.
-        if key not in ("dtype", "repulsion") and value != pretrained:
+        # dtype, the repulsion (fitted to the data, not learned) and the dispersion (a term outside the network:
+        # classical pretraining labels have no D3, DFT ones may) may change; the network may not.
+        if key not in ("dtype", "repulsion", "dispersion") and value != pretrained:
             raise ValueError(
                 f"config model.{key}={value} does not match the pretrained model's {key}={pretrained} "
                 f"({config['autotune']['from']}); autotuning keeps the pretrained architecture"
@@ -47,15 +52,16 @@ def load_pretrained(config: Dict[str, Any], species: Sequence[str]) -> PaiNN:
         dtype = {"float64": torch.float64, "float32": torch.float32}[config["model"]["dtype"]]
         model.representation.to(dtype)
         model.readout.to(dtype)
+    model.hyperparameters["dispersion"] = canonical_dispersion(config["model"]["dispersion"])
     return model
 
 
 def refit_reference_energies(
-    model: PaiNN, frames: Sequence, prior: Optional[Mapping[str, float]] = None
+    model: PaiNN, frames: Sequence, prior: Optional[Mapping[str, float]] = None, refit_scale: bool = True
 ) -> Tuple[np.ndarray, float]:
     """Fit E ≈ C e + a E_net (minimum-norm least squares from the prior, as in reference_energies);
-    sets and returns (e in eV, a). The pretrained (classical) references are no prior: their zero is
-    not the DFT one.
+    sets and returns (e in eV, a); a = 1 unless refit_scale. The pretrained (classical) references are no
+    prior: their zero is not the DFT one.
 
     With forces, a comes from F_DFT ≈ a F_net: hundreds of force components per frame pin the scale
     even for a handful of frames, where a joint energy fit of e and a would fit noise. Without forces
@@ -64,7 +70,9 @@ def refit_reference_energies(
     counts = composition_matrix(frames, model.species)
     prediction = predict(model, frames)
     network_energy = prediction["energy_pred"] - counts @ model.reference_energies.numpy()
-    if "forces_ref" in prediction:
+    if not refit_scale:
+        factor = 1.0
+    elif "forces_ref" in prediction:
         f_net, f_ref = prediction["forces_pred"].ravel(), prediction["forces_ref"].ravel()
         factor = float(f_net @ f_ref / (f_net @ f_net))
     else:
@@ -97,9 +105,12 @@ def prepare(config: Dict[str, Any], train_frames: Sequence, species: Sequence[st
     strategy = config["autotune"]["strategy"]
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown autotune.strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if config["autotune"]["refit_scale"] and config["autotune"]["replay"]["data"]:
+        raise ValueError("autotune.refit_scale and autotune.replay exclude each other: replayed frames are scored "
+                         "with the pretrained energy scale, which the refit would change")  # fmt: skip
     model = load_pretrained(config, species)
     model.set_repulsion(config["model"]["repulsion"], train_frames)
-    references, factor = refit_reference_energies(model, train_frames, prior)
+    references, factor = refit_reference_energies(model, train_frames, prior, config["autotune"]["refit_scale"])
     refs = ", ".join(f"{s} {e:.4f}" for s, e in zip(model.species, references))
     print(f"autotune: refitted reference energies (eV) {refs}; energy scale × {factor:.4f}")
     if strategy == "freeze":

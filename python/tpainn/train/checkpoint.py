@@ -6,6 +6,7 @@ Two kinds of file, both plain `torch.save` dicts loadable with `weights_only=Tru
 """
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -32,13 +33,29 @@ def _load(path: Union[str, Path], *formats: str) -> Dict[str, Any]:
     wanted = " or ".join(formats)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected a {wanted} file)")
+    if _is_torchscript(path):
+        raise ValueError(
+            f"{path} is an exported model (TorchScript, from `tpainn export`), which runs in ASE and LAMMPS but cannot "
+            "be trained, evaluated or exported again: pass the model.pt or checkpoint.pt of the training run it was "
+            "exported from"
+        )
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is not a readable {wanted} file ({err})") from err
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ValueError(f"{path} is not a readable {wanted} file ({reason})") from err
     if not isinstance(content, dict) or content.get("format") not in formats:
         raise ValueError(f"{path} is not a {wanted} file")
     return content
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether `path` is a TorchScript archive (a zip holding compiled code), as `tpainn export` writes."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:

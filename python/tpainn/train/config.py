@@ -4,7 +4,7 @@ import copy
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-import yaml
+from tpainn.train.config_check import check_config, load_yaml, parse_value
 
 DEFAULTS: Dict[str, Any] = {
     "model": {
@@ -18,15 +18,20 @@ DEFAULTS: Dict[str, Any] = {
         # "zbl": screened nuclear repulsion below each element pair's shortest distance in the training frames
         # (zero on them), so that MD cannot fall into the network's untrained short range; "none": network only.
         "repulsion": "zbl",
+        # "none", or D3 to train without and add back at run time, e.g. "d3(zero):revpbe0" (tpainn/dispersion.py):
+        # D3 is subtracted from every split's labels, and the exported model runs only with D3 added (ASE and LAMMPS).
+        "dispersion": "none",
     },
     "data": {
         "dataset": "water-revpbe0-d3",  # registry name or file path
         "test": "standard",  # "standard" (the registry's split), or a registry name / file path
     },
     "split": {"n_train": 80, "n_val": 10, "seed": 0},
-    # Weights of the MSE of the energy per atom, (eV/atom)², and of force components, (eV/Å)². Energy-per-atom
-    # errors are ~50× smaller than force errors in these units, hence the larger energy weight.
-    "loss": {"energy_weight": 100.0, "forces_weight": 1.0},
+    # Weights of the MSE of the energy per atom, (eV/atom)², of force components, (eV/Å)², and of stress components,
+    # (eV/Å³)², over the frames that have stress (others add nothing). Energy-per-atom errors are ~50× smaller than
+    # force errors in these units, hence the larger energy weight; a 1 kbar (6.2e-4 eV/Å³) stress error then
+    # weighs as much as a ~20 meV/Å force error.
+    "loss": {"energy_weight": 100.0, "forces_weight": 1.0, "stress_weight": 1000.0},
     "optimizer": {"lr": 5.0e-4, "weight_decay": 0.0, "batch_size": 2, "grad_clip": 10.0},
     "ema_decay": 0.99,  # exponential moving average of the weights used for validation and the final model
     "schedule": {"kind": "plateau", "factor": 0.5, "patience": 5, "min_lr": 1.0e-6},  # or kind: cosine
@@ -36,6 +41,14 @@ DEFAULTS: Dict[str, Any] = {
         "frozen_layers": 1,  # interaction layers frozen, with the embedding, by strategy "freeze"
         "lr_factor": 0.2,  # strategy "warmup": optimizer.lr is multiplied by this
         "warmup_epochs": 3,  # strategy "warmup": linear ramp of the learning rate over these epochs
+        # Re-fit the global energy scale with the network fixed (forces: F_DFT ≈ a F_net) before fine-tuning;
+        # false keeps the pretrained scale and re-fits only the per-element reference energies.
+        "refit_scale": False,
+        # L2-SP: strength (per (weight unit)², added to the loss) of the penalty Σ (θ − θ_pretrained)².
+        "l2sp": 0.0,
+        # Replay of pretraining frames in every fine-tuning batch (train/replay.py): `data` is a frame source
+        # (registry name or file), "pretraining" (the pretrained model's own training data) or null (no replay).
+        "replay": {"data": None, "n_frames": 500, "per_batch": 2, "weight": 1.0},
     },
     "epochs": 100,
     "early_stopping_patience": 20,  # epochs without validation improvement
@@ -68,15 +81,15 @@ def _override(dotted: str) -> Dict[str, Any]:
     keys = path.split(".")
     for key in keys[:-1]:
         node = node.setdefault(key, {})
-    node[keys[-1]] = yaml.safe_load(value)
+    node[keys[-1]] = parse_value(value, f"override {dotted!r}")
     return nested
 
 
 def load_config(path: Optional[Path] = None, overrides: Sequence[str] = (), base: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     config = copy.deepcopy(base if base is not None else DEFAULTS)
     if path is not None:
-        with open(path) as f:
-            _merge(config, yaml.safe_load(f) or {})
+        _merge(config, load_yaml(path))
     for dotted in overrides:
         _merge(config, _override(dotted))
-    return config
+    # Every value against its default's type and config_check.RULES (ValueError naming the key).
+    return check_config(config, base if base is not None else DEFAULTS)

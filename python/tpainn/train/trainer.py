@@ -1,5 +1,6 @@
 """The training loop: seeded split, reference-energy fit, AdamW + schedule + EMA, early stopping,
-per-epoch metrics CSV and atomic checkpoints from which a killed run resumes exactly."""
+per-epoch metrics CSV and atomic checkpoints from which a killed run resumes exactly; when autotuning,
+optional replay of pretraining frames and an L2-SP penalty toward the pretrained weights."""
 
 import copy
 import csv
@@ -12,19 +13,23 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import yaml
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from tpainn.data import atom_energies, load_frames, standard_split
+from tpainn.dispersion import without_dispersion
 from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
 from tpainn.model import PaiNN
 from tpainn.train import autotune
 from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, model_file, save_atomic
 from tpainn.train.evaluate import error_metrics, format_metrics, parity_plot, predict
+from tpainn.train.guards import check_loss
 from tpainn.train.reference_energies import fit_energy_scale, fit_reference_energies
+from tpainn.train.replay import Replay, replay_source
 
-METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_loss", "val_energy_mae_meV_per_atom", "val_forces_mae_meV_per_A", "seconds"]
+METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_loss", "val_energy_mae_meV_per_atom", "val_forces_mae_meV_per_A",
+                  "val_stress_mae_meV_per_A3", "seconds"]  # fmt: skip
 
 
 def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[Sequence]]:
@@ -32,13 +37,14 @@ def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[S
     separate data set); train and validation are drawn from the rest by a seeded permutation."""
     dataset, test = config["data"]["dataset"], config["data"]["test"]
     split = config["split"]
-    frames = load_frames(dataset)
+    # With model.dispersion, the labels are DFT minus D3 (cached per frame); D3 is added back at run time.
+    frames = without_dispersion(load_frames(dataset), config["model"]["dispersion"], dataset)
     if test == "standard":
         pool, test_indices = standard_split(dataset, len(frames))
         test_frames = Subset(frames, test_indices.tolist())
     else:
         pool = np.arange(len(frames))
-        test_frames = load_frames(test) if test else None
+        test_frames = without_dispersion(load_frames(test), config["model"]["dispersion"], test) if test else None
     n_train, n_val = split["n_train"], split["n_val"]
     if n_train < 1 or n_val < 1 or n_train + n_val > len(pool):
         raise ValueError(
@@ -64,12 +70,42 @@ def build_model(config: Dict[str, Any], train_frames: Sequence, species: Sequenc
 
 
 def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, float]) -> torch.Tensor:
-    """Weighted MSE of the energy per atom (eV/atom)² and of force components (eV/Å)²."""
-    energy_error = (out["energy"] - batch["energy"]) / batch["n_atoms"]
-    loss = weights["energy_weight"] * torch.mean(energy_error**2)
+    """Weighted MSE of the energy per atom (eV/atom)², of force components (eV/Å)² and of stress components
+    (eV/Å³)² over the frames with stress; each frame's terms are scaled by its `weight` (replay) and its
+    predicted energy shifted by its `energy_offset` (its own energy zero)."""
+    n_graphs = len(batch["n_atoms"])
+    frame_weight = batch.get("weight", torch.ones(n_graphs, dtype=torch.float64))
+    energy = out["energy"] + batch.get("energy_offset", torch.zeros(n_graphs, dtype=torch.float64))
+    energy_error = (energy - batch["energy"]) / batch["n_atoms"]
+    loss = weights["energy_weight"] * torch.mean(frame_weight * energy_error**2)
     if "forces" in batch:
-        loss = loss + weights["forces_weight"] * torch.mean((out["forces"] - batch["forces"]) ** 2)
+        squared = ((out["forces"] - batch["forces"]) ** 2).mean(dim=1)
+        loss = loss + weights["forces_weight"] * torch.mean(frame_weight[batch["batch"]] * squared)
+    if "stress" in out:
+        mask = batch["stress_mask"].to(torch.float64) * frame_weight
+        squared = ((out["stress"] - batch["stress"]) ** 2).mean(dim=(1, 2))
+        loss = loss + weights["stress_weight"] * torch.sum(mask * squared) / batch["stress_mask"].sum()
     return loss
+
+
+def uses_stress(batch: Graph, weights: Dict[str, float]) -> bool:
+    return "stress" in batch and weights["stress_weight"] > 0
+
+
+def ema_average_fn(decay: float):
+    """EMA update with the usual warm-up: the decay is min(decay, (1 + n) / (10 + n)) after n updates, so the
+    average forgets the initial weights within tens of steps instead of holding (decay)^n of them."""
+
+    @torch.no_grad()
+    def update(averaged: List[torch.Tensor], current: List[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, weight)
+        else:  # integer buffers (species tables) are constants: nothing to average
+            torch._foreach_copy_(averaged, current)
+
+    return update
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: Dict[str, Any], epochs: int):
@@ -82,12 +118,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: Dict[str, Any], e
     raise ValueError(f"unknown schedule kind {schedule['kind']!r}: expected 'plateau' or 'cosine'")
 
 
-def train_epoch(model, ema, optimizer, loader, config) -> float:
+def train_epoch(model, ema, optimizer, batches, config, anchor: Optional[List[torch.Tensor]] = None) -> float:
+    """One pass over the batches; `anchor` (the pretrained weights of the trainable parameters) adds the
+    L2-SP penalty autotune.l2sp · Σ (θ − θ_pretrained)²."""
     model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
     total, count = 0.0, 0
-    for batch in loader:
-        out = model(*model_inputs(batch), compute_forces="forces" in batch)
+    for batch in batches:
+        out = model(*model_inputs(batch), compute_forces="forces" in batch, compute_stress=uses_stress(batch, config["loss"]))
         loss = loss_terms(out, batch, config["loss"])
+        if anchor is not None:
+            loss = loss + config["autotune"]["l2sp"] * sum(torch.sum((p - p0) ** 2) for p, p0 in zip(trainable, anchor))
+        check_loss(loss, batch, optimizer, config)  # a non-finite loss stops the run, naming the step and frames
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config["optimizer"]["grad_clip"])
@@ -105,6 +147,8 @@ def validate(model: PaiNN, frames: Sequence, config: Dict[str, Any]) -> Dict[str
     loss = config["loss"]["energy_weight"] * float(np.mean(de**2))
     if "forces_ref" in prediction:
         loss += config["loss"]["forces_weight"] * metrics["forces_rmse"] ** 2
+    if "stress_mae" in metrics:
+        loss += config["loss"]["stress_weight"] * metrics["stress_rmse"] ** 2
     metrics["loss"] = loss
     return metrics
 
@@ -164,7 +208,7 @@ def _provenance(config: Dict[str, Any]) -> Dict[str, Any]:
     if not pretrained:
         return {**provenance, "mode": "from-scratch"}
     pretrained_provenance = load_model(pretrained).provenance
-    return {**provenance, "mode": "autotuned", "strategy": config["autotune"]["strategy"],
+    return {**provenance, "mode": "autotuned", "strategy": config["autotune"]["strategy"], "replay": replay_source(config),
             "pretrained": {"file": str(pretrained), **pretrained_provenance}}  # fmt: skip
 
 
@@ -195,10 +239,14 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     train_frames, val_frames, test_frames = split_frames(config)
     species = species_of([atoms for frames in (train_frames, val_frames, test_frames or []) for atoms in frames])
     model = build_model(config, train_frames, species)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema_decay"]), use_buffers=True)
+    ema = AveragedModel(model, multi_avg_fn=ema_average_fn(config["ema_decay"]), use_buffers=True)
     opt = config["optimizer"]
     base_lr, warmup_epochs = learning_rate(config)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # The weights before any fine-tuning step: the pretrained ones (build_model is deterministic).
+    anchor = [p.detach().clone() for p in trainable] if config["autotune"]["from"] and config["autotune"]["l2sp"] else None
+    source = replay_source(config)
+    replay = Replay(config, model, source) if source else None
     optimizer = torch.optim.AdamW(trainable, lr=base_lr, weight_decay=opt["weight_decay"])
     scheduler = make_scheduler(optimizer, config["schedule"], config["epochs"] - warmup_epochs)
     run = _Run(config, model, ema, optimizer, scheduler)
@@ -218,10 +266,14 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
         started = time.perf_counter()
         # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
         generator = torch.Generator().manual_seed(config["seed"] * 1_000_003 + run.epoch)
-        loader = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=collate)
+        if replay is None:
+            batches = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=collate)
+        else:
+            loader = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=list)
+            batches = replay.batches(loader, generator)
         if run.epoch <= warmup_epochs:
             optimizer.param_groups[0]["lr"] = base_lr * run.epoch / (warmup_epochs + 1)
-        train_loss = train_epoch(model, ema, optimizer, loader, config)
+        train_loss = train_epoch(model, ema, optimizer, batches, config, anchor)
         val = validate(ema.module, val_frames, config)
         lr = optimizer.param_groups[0]["lr"]
         if run.epoch == warmup_epochs:
@@ -238,6 +290,7 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
             "epoch": run.epoch, "lr": lr, "train_loss": train_loss, "val_loss": val["loss"],
             "val_energy_mae_meV_per_atom": 1e3 * val["energy_per_atom_mae"],
             "val_forces_mae_meV_per_A": 1e3 * val.get("forces_mae", math.nan),
+            "val_stress_mae_meV_per_A3": 1e3 * val.get("stress_mae", math.nan),
             "seconds": time.perf_counter() - started,
         }  # fmt: skip
         _write_metrics_row(out_dir / "metrics.csv", row, run.epoch - 1)

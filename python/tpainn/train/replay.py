@@ -1,0 +1,74 @@
+"""Replay of pretraining frames during autotuning (as MACE's multi-head replay fine-tuning).
+
+Every fine-tuning batch of DFT frames gets `autotune.replay.per_batch` classical frames added, drawn from a
+fixed, seeded pool of `n_frames` frames of the replay source, their loss terms weighted by `weight`. The
+network is shared, so where the DFT frames say nothing (other densities, compressed or stretched
+contacts, the stress) it keeps answering as the pretrained model did.
+
+Each classical frame is scored against its own energy zero: the classical and DFT zeros differ by
+hundreds of eV per atom, so the replayed frame's predicted energy is the model's energy with the DFT
+reference energies exchanged for the pretrained (classical) ones, E + C (e_classical − e_DFT), through the
+graph key `energy_offset`. The energy scale is the same for both (autotune forbids its refit with replay).
+"""
+
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+from tpainn.data import DATASETS, load_frames
+from tpainn.data.graph import Graph, atoms_to_graph, collate
+from tpainn.model import PaiNN
+from tpainn.train.checkpoint import load_model
+from tpainn.train.reference_energies import composition_matrix
+
+
+def replay_source(config: Dict[str, Any]) -> Optional[str]:
+    """The frame source replayed during autotuning, or None."""
+    source = config["autotune"]["replay"]["data"]
+    if not source or not config["autotune"]["from"]:
+        return None
+    if source != "pretraining":
+        return str(source)
+    datasets = load_model(config["autotune"]["from"]).provenance.get("datasets") or []
+    if not datasets or not (Path(datasets[0]).exists() or datasets[0] in DATASETS):
+        where = f"its frames {datasets[0]} are not here" if datasets else "its provenance names no data"
+        raise ValueError(
+            f"autotune.replay.data=pretraining: the pretrained model {config['autotune']['from']} was trained on "
+            f"frames that cannot be replayed ({where}); give a frame source, or autotune.replay.data=null"
+        )
+    return datasets[0]
+
+
+class Replay:
+    """A seeded pool of classical graphs, each carrying its loss weight and energy offset (eV)."""
+
+    def __init__(self, config: Dict[str, Any], model: PaiNN, source: str):
+        settings = config["autotune"]["replay"]
+        frames = load_frames(source)
+        n_pool = min(int(settings["n_frames"]), len(frames))
+        pool = np.random.default_rng(config["seed"]).choice(len(frames), size=n_pool, replace=False)
+        pool_frames = [frames[int(i)] for i in np.sort(pool)]
+        pretrained = load_model(config["autotune"]["from"])
+        if pretrained.species != model.species:
+            raise ValueError(f"replay: pretrained species {pretrained.species} differ from the model's {model.species}")
+        shift = pretrained.reference_energies.numpy() - model.reference_energies.numpy()
+        offsets = composition_matrix(pool_frames, model.species) @ shift
+        weight = torch.tensor([float(settings["weight"])], dtype=torch.float64)
+        self.per_batch = int(settings["per_batch"])
+        self.source = source
+        self.graphs: List[Graph] = [
+            {**atoms_to_graph(atoms, model.cutoff), "weight": weight, "energy_offset": torch.tensor([offset])}
+            for atoms, offset in zip(pool_frames, offsets)
+        ]
+
+    def batches(self, loader, generator: torch.Generator) -> Iterator[Graph]:
+        """The loader's lists of DFT graphs, each collated with the next `per_batch` replayed graphs of a
+        permutation of the pool drawn from `generator` (so a resumed epoch replays the same frames)."""
+        order = torch.randperm(len(self.graphs), generator=generator).tolist()
+        position = 0
+        for graphs in loader:
+            chosen = [order[(position + k) % len(order)] for k in range(self.per_batch)]
+            position += self.per_batch
+            yield collate([*graphs, *(self.graphs[i] for i in chosen)])
