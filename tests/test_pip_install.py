@@ -2,8 +2,9 @@
 copy of this checkout (build isolation on: pip fetches torch, the newest it allows, a CUDA build from PyPI on
 Linux, and the build needs no CUDA toolkit), then the package works: import, a TPaiNNCalculator energy, and a
 LAMMPS `run 0` with the auto-loaded pair_style tpainn. A wheel built once installs into a second fresh
-environment without compiling. Slow (a torch download of several GB where pip has no cache, and a
-compilation: ~10-20 min on 2 cores), so `make test-slow` only."""
+environment without compiling. Slow, so `make test-slow` only: it needs PyPI, pip fetches torch (several GB
+where its cache has none) and compiles twice; 47 min on the 2-core machine with both cores busy with other
+jobs (about 4 min of CPU time for each compile)."""
 
 import os
 import re
