@@ -202,13 +202,13 @@ def learning_rate(config: Dict[str, Any]) -> Tuple[float, int]:
     return config["optimizer"]["lr"], 0
 
 
-def _provenance(config: Dict[str, Any]) -> Dict[str, Any]:
+def _provenance(config: Dict[str, Any], replay: Optional[str]) -> Dict[str, Any]:
     provenance = {"datasets": [str(config["data"]["dataset"])], "split": config["split"]}
     pretrained = config["autotune"]["from"]
     if not pretrained:
         return {**provenance, "mode": "from-scratch"}
     pretrained_provenance = load_model(pretrained).provenance
-    return {**provenance, "mode": "autotuned", "strategy": config["autotune"]["strategy"], "replay": replay_source(config),
+    return {**provenance, "mode": "autotuned", "strategy": config["autotune"]["strategy"], "replay": replay,
             "pretrained": {"file": str(pretrained), **pretrained_provenance}}  # fmt: skip
 
 
@@ -250,7 +250,7 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     optimizer = torch.optim.AdamW(trainable, lr=base_lr, weight_decay=opt["weight_decay"])
     scheduler = make_scheduler(optimizer, config["schedule"], config["epochs"] - warmup_epochs)
     run = _Run(config, model, ema, optimizer, scheduler)
-    provenance = _provenance(config)
+    provenance = _provenance(config, source)
     if resume and checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path)
         _check_same_run(checkpoint["config"], config)
