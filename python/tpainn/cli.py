@@ -57,13 +57,23 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _classical(args: argparse.Namespace) -> None:
-    if args.system == "verify":
+    if args.system == "for":
+        from tpainn.classical.for_system import classical_for
+
+        print(classical_for(args.file, args.format, **_label_keys(args)))
+    elif args.system == "verify":
         from tpainn.classical import verify_frames
 
         report = verify_frames(args.file, args.frames)
         print(json.dumps(report, indent=2, default=float))
         if not report["passed"]:
             raise ValueError(f"{args.file}: stored labels do not match the recomputation (see the report above)")
+    elif args.system == "contacts":
+        from tpainn.classical.contacts import add_short_contacts
+
+        record = add_short_contacts(args.source, args.output, fraction=args.fraction,
+                                    contacts_per_frame=args.per_frame, seed=args.seed)  # fmt: skip
+        print(f"{args.output}: {len(record['frames'])} of the frames of {args.source} turned into short contacts")
     elif args.system == "water":
         from tpainn.classical.water import generate_water
 
@@ -147,6 +157,12 @@ def parser() -> argparse.ArgumentParser:
     water.add_argument("--sample-interval-fs", type=float, default=100.0)
     water.add_argument("--timestep-fs", type=float, default=0.5)
     water.add_argument("--seed", type=int, default=0)
+    contacts = systems.add_parser("contacts", help="copy a water file, turning molecules of some frames into short H–H contacts")
+    contacts.add_argument("source", help="HDF5 frame file written by `tpainn classical water`")
+    contacts.add_argument("--output", "-o", required=True, help="HDF5 frame file to write (appears when complete)")
+    contacts.add_argument("--fraction", type=float, default=0.25, help="fraction of the frames turned")
+    contacts.add_argument("--per-frame", type=int, default=4, help="molecules turned per turned frame")
+    contacts.add_argument("--seed", type=int, default=0)
     qm9 = systems.add_parser("qm9", help="MMFF94 (RDKit) conformers of QM9 molecules outside the QM9 test split")
     qm9.add_argument("--output", "-o", required=True, help="HDF5 frame file (resumed if it exists)")
     qm9.add_argument("--n-molecules", type=int, default=20000)

@@ -235,7 +235,9 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("TPAINN_CACHE_DIR") or Path.home() / ".cache" / "tpainn").expanduser()
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path) -> str:
+    """Hex sha256 of a file's bytes."""
+    path = Path(path)
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(_HASH_BLOCK_BYTES):
@@ -248,7 +250,7 @@ def _verify(path: Path, expected_sha256: str) -> None:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected_sha256)
     if key in _verified_files:
         return
-    actual = _sha256_of(path)
+    actual = sha256_of(path)
     if actual != expected_sha256:
         raise DataError(
             f"{path}: checksum mismatch (sha256 expected {expected_sha256}, actual {actual}); the file is "

@@ -13,12 +13,12 @@ LAMMPS' `pair_style dispersion/d3` (hybrid/overlay), as pair_style tpainn demand
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from tpainn import dispersion
+from tpainn.data.registry import sha256_of
 from tpainn.classical.water import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
 
 # Atom types of the data file, in type order (pair_coeff * * maps them to the model's species).
@@ -98,7 +98,7 @@ def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Poten
         style_commands=("bond_style zero", "angle_style zero", *pair_styles, "neighbor 1.0 bin"),
         coefficient_commands=("bond_coeff *", "angle_coeff *", *pair_coeffs, "special_bonds lj/coul 1.0 1.0 1.0"),
         # By content, not path: a model file that moved is the same model.
-        identity={"kind": "tpainn", "sha256": _sha256(path), "species": species, "dtype": dtype},
+        identity={"kind": "tpainn", "sha256": sha256_of(path), "species": species, "dtype": dtype},
     )
 
 
@@ -139,10 +139,3 @@ def classical_potential(model: WaterModel, n_molecules: int, density_g_cm3: floa
                   "kspace_accuracy": MD_KSPACE_ACCURACY, "lj_tail_correction": True},  # fmt: skip
     )
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
