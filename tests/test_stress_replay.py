@@ -67,7 +67,7 @@ def test_stress_round_trips_through_hdf5_in_ase_convention(classical_file):
 
 def stress_fit_config(tmp_path, name, stress_weight, classical_file):
     config, _ = tiny_config(tmp_path, name, 40)
-    config["data"] = {"dataset": str(classical_file), "test": None}
+    config["data"].update(dataset=str(classical_file), test=None)
     config["split"] = {"n_train": 10, "n_val": 2, "seed": 0}
     config["loss"]["stress_weight"] = stress_weight
     config["ema_decay"] = 0.0
@@ -119,6 +119,7 @@ def pretrained_on(tmp_path, classical_file):
 def autotune_config(tmp_path, pretrained, name, **autotune):
     config, _ = tiny_config(tmp_path, name, 2)
     config["model"]["n_interactions"] = 1
+    config["autotune"]["replay"].update(autotune.pop("replay", {}))
     config["autotune"].update({"from": str(pretrained), **autotune})
     return config
 
@@ -145,6 +146,34 @@ def test_replay_batches_hold_both_kinds_of_frame_with_their_own_energy_zero(tmp_
     # Replay runs end to end and records its source.
     train(config)
     assert load_model(tmp_path / "replay" / "model.pt").provenance["replay"] == str(classical_file)
+
+
+def test_a_separate_replay_head_scores_the_replayed_frames_alone(tmp_path, classical_file):
+    pretrained = pretrained_on(tmp_path, classical_file)
+    replay_settings = {"data": "pretraining", "n_frames": 4, "per_batch": 2, "weight": 1.0, "head": "separate"}
+    config = autotune_config(tmp_path, pretrained, "heads", replay=replay_settings)
+    train_frames, _, _ = split_frames(config)
+    model = build_model(config, train_frames, ["H", "O"])
+    assert len(model.heads) == 1
+    replay = Replay(config, model, str(classical_file))
+    dft_graphs = [[atoms_to_graph(train_frames[0], model.cutoff)]]
+    (batch,) = list(replay.batches(dft_graphs, torch.Generator().manual_seed(0)))
+    assert batch["head"].tolist() == [0, 1, 1]
+    before = model(*model_inputs(batch), compute_forces=False, heads=batch["head"])["energy"].detach()
+    shared = model(*model_inputs(batch), compute_forces=False)["energy"].detach()
+    np.testing.assert_allclose(before, shared, rtol=1e-12)  # the new head starts as the pretrained readout
+    with torch.no_grad():
+        model.heads[0][-1].bias += 0.01  # eV per atom before the energy scale
+    after = model(*model_inputs(batch), compute_forces=False, heads=batch["head"])["energy"].detach()
+    shift = 0.01 * float(model.energy_scale) * batch["n_atoms"].to(torch.float64)
+    np.testing.assert_allclose((after - before)[1:], shift[1:], rtol=1e-6)
+    assert float(after[0]) == float(before[0])  # the DFT frame keeps the model's readout
+    train(config)
+    trained = torch.load(tmp_path / "heads" / "model.pt", weights_only=True)
+    assert not any(key.startswith("heads.") for key in trained["state_dict"])  # the potential is the DFT head
+    load_model(tmp_path / "heads" / "model.pt")
+    checkpoint = torch.load(tmp_path / "heads" / "checkpoint.pt", weights_only=True)
+    assert any(key.startswith("heads.") for key in checkpoint["model"])  # a resumed run keeps training it
 
 
 def test_replay_refuses_the_energy_scale_refit(tmp_path, pretrained_model):

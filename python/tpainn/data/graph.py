@@ -3,7 +3,7 @@
 A graph is a dict of float64/int64 tensors: positions [N,3] Å, numbers [N], cell [1,3,3] Å,
 edge_index [2,E], cell_shifts [E,3] (integer image multiples), and, when the frame is labelled,
 energy [1] eV, forces [N,3] eV/Å and stress [1,3,3] eV/Å³ (ASE sign). Per-frame training keys (`weight`,
-`energy_offset` in eV, see train/replay.py) may be added to a graph; collate fills them in for graphs without.
+`energy_offset` in eV, `head`, see train/replay.py) may be added to a graph; collate fills them in for graphs without.
 """
 
 from typing import Dict, List, Sequence, Tuple
@@ -41,7 +41,11 @@ def atoms_to_graph(atoms: Atoms, cutoff: float) -> Graph:
 
 
 # Per-frame keys that not every graph of a batch needs to have, with the value of a graph that has none.
-_PER_FRAME_DEFAULTS = {"weight": 1.0, "energy_offset": 0.0}
+_PER_FRAME_DEFAULTS = {
+    "weight": torch.tensor([1.0], dtype=torch.float64),
+    "energy_offset": torch.tensor([0.0], dtype=torch.float64),
+    "head": torch.tensor([0], dtype=torch.long),  # the model's readout (PaiNN.heads)
+}
 
 
 def collate(graphs: Sequence[Graph]) -> Graph:
@@ -62,7 +66,7 @@ def collate(graphs: Sequence[Graph]) -> Graph:
         batch["stress_mask"] = torch.tensor([("stress" in g) for g in graphs])
     for key, default in _PER_FRAME_DEFAULTS.items():
         if any(key in g for g in graphs):
-            batch[key] = torch.cat([g.get(key, torch.tensor([default], dtype=torch.float64)) for g in graphs])
+            batch[key] = torch.cat([g.get(key, default) for g in graphs])
     if any("frame" in g for g in graphs):  # data-set frame numbers (GraphDataset); -1 for other graphs
         batch["frame"] = torch.cat([g.get("frame", torch.tensor([-1])) for g in graphs])
     return batch

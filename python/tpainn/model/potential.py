@@ -76,6 +76,9 @@ class PaiNN(nn.Module):
             shared_filters=shared_filters,
         )
         self.readout = nn.Sequential(nn.Linear(n_features, n_features // 2), nn.SiLU(), nn.Linear(n_features // 2, 1))
+        # Readouts of other label sources on the shared features (multi-head replay while autotuning,
+        # train/replay.py): frame heads k ≥ 1 use heads[k − 1]. Training only: model files hold `readout` alone.
+        self.heads = nn.ModuleList()
         # An untrained model predicts exactly the reference energies instead of a random offset of
         # ~scale per atom, which a force-dominated loss would take many epochs to remove.
         nn.init.zeros_(self.readout[-1].weight)
@@ -97,9 +100,14 @@ class PaiNN(nn.Module):
         return species
 
     @torch.jit.export
-    def atom_energies(self, s: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        """Energies [N] (eV, float64) of atoms with scalar features s [N, F]: E_ref(Z) + scale · MLP(s)."""
-        return self.readout(s).squeeze(-1).to(torch.float64) * self.energy_scale + self.reference_energies[species]
+    def atom_energies(self, s: torch.Tensor, species: torch.Tensor, head: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Energies [N] (eV, float64) of atoms with scalar features s [N, F]: E_ref(Z) + scale · MLP(s), the
+        MLP of each atom's `head` [N] (0: readout, k: heads[k − 1]) if given."""
+        e = self.readout(s).squeeze(-1)
+        if head is not None:
+            for k, readout in enumerate(self.heads):
+                e = torch.where(head == k + 1, readout(s).squeeze(-1), e)
+        return e.to(torch.float64) * self.energy_scale + self.reference_energies[species]
 
     @torch.jit.export
     def repulsion_energies(self, vectors: torch.Tensor, species: torch.Tensor, centres: torch.Tensor,
@@ -129,12 +137,14 @@ class PaiNN(nn.Module):
         n_graphs: int,
         compute_forces: bool = True,
         compute_stress: bool = False,
+        heads: Optional[torch.Tensor] = None,
     ) -> Dict[str, torch.Tensor]:
         """positions [N,3] Å, numbers [N] atomic numbers, cell [B,3,3] Å, edge_index [2,E] (centre, neighbour),
         cell_shifts [E,3] integer image multiples (r_ij = R_j − R_i + shift·cell), batch [N] graph of each atom.
 
         Returns energy [B] eV, energies [N] eV; forces [N,3] eV/Å; virial [B,3,3] eV (= −∂E/∂ε) and
-        stress [B,3,3] eV/Å³ (= ∂E/∂ε / V, the ASE sign convention) when asked for.
+        stress [B,3,3] eV/Å³ (= ∂E/∂ε / V, the ASE sign convention) when asked for. heads [B]: the readout of
+        each graph (training with several label sources; default: `readout` for all).
         """
         species = self.species_of(numbers)
         positions = positions.to(torch.float64)
@@ -157,7 +167,8 @@ class PaiNN(nn.Module):
 
         network_dtype = self.representation.embedding.weight.dtype
         s = self.representation(species, vectors.to(network_dtype), centres, neighbours)
-        energies = self.atom_energies(s, species) + self.repulsion_energies(vectors, species, centres, neighbours, len(species))
+        head = heads[batch] if heads is not None else None
+        energies = self.atom_energies(s, species, head) + self.repulsion_energies(vectors, species, centres, neighbours, len(species))
         energy = torch.zeros(n_graphs, dtype=torch.float64, device=energies.device).index_add(0, batch, energies)
         result: Dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
         if len(inputs) == 0:

@@ -11,6 +11,7 @@
    replay of pretraining frames (train/replay.py) and an L2-SP penalty toward the pretrained weights.
 """
 
+import copy
 import warnings
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -115,4 +116,6 @@ def prepare(config: Dict[str, Any], train_frames: Sequence, species: Sequence[st
     print(f"autotune: refitted reference energies (eV) {refs}; energy scale × {factor:.4f}")
     if strategy == "freeze":
         freeze_early_layers(model, config["autotune"]["frozen_layers"])
+    if config["autotune"]["replay"]["data"] and config["autotune"]["replay"]["head"] == "separate":
+        model.heads.append(copy.deepcopy(model.readout))  # the replayed frames' readout starts as the pretrained one
     return model

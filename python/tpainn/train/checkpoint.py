@@ -66,7 +66,8 @@ def model_file(model: PaiNN, provenance: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "format": MODEL_FORMAT,
         "hyperparameters": model.hyperparameters,
-        "state_dict": model.state_dict(),
+        # Extra training heads (multi-head replay) are not part of the trained potential.
+        "state_dict": {k: v for k, v in model.state_dict().items() if not k.startswith("heads.")},
         "provenance": provenance,
     }
 

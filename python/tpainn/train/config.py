@@ -48,7 +48,9 @@ DEFAULTS: Dict[str, Any] = {
         "l2sp": 0.0,
         # Replay of pretraining frames in every fine-tuning batch (train/replay.py): `data` is a frame source
         # (registry name or file), "pretraining" (the pretrained model's own training data) or null (no replay).
-        "replay": {"data": None, "n_frames": 500, "per_batch": 2, "weight": 1.0},
+        # `head`: "shared" scores replayed frames with the model's readout, "separate" with a readout of their own
+        # (a copy of the pretrained one) on the shared features, as in MACE's multi-head fine-tuning.
+        "replay": {"data": None, "n_frames": 500, "per_batch": 2, "weight": 1.0, "head": "shared"},
     },
     "epochs": 100,
     "early_stopping_patience": 20,  # epochs without validation improvement

@@ -9,6 +9,10 @@ Each classical frame is scored against its own energy zero: the classical and DF
 hundreds of eV per atom, so the replayed frame's predicted energy is the model's energy with the DFT
 reference energies exchanged for the pretrained (classical) ones, E + C (e_classical − e_DFT), through the
 graph key `energy_offset`. The energy scale is the same for both (autotune forbids its refit with replay).
+
+With `head: separate` the replayed frames are scored by a readout of their own (PaiNN.heads[0], a copy of the
+pretrained readout, trained along) on the shared features: the classical and DFT labels then need not agree
+on one readout, only on the representation (MACE's multi-head fine-tuning). Model files keep the DFT readout.
 """
 
 from pathlib import Path
@@ -56,10 +60,14 @@ class Replay:
         shift = pretrained.reference_energies.numpy() - model.reference_energies.numpy()
         offsets = composition_matrix(pool_frames, model.species) @ shift
         weight = torch.tensor([float(settings["weight"])], dtype=torch.float64)
+        separate = settings["head"] == "separate"
+        if separate and len(model.heads) != 1:
+            raise ValueError(f"replay: autotune.replay.head=separate needs one extra model head, the model has {len(model.heads)}")
+        head = torch.tensor([1 if separate else 0])
         self.per_batch = int(settings["per_batch"])
         self.source = source
         self.graphs: List[Graph] = [
-            {**atoms_to_graph(atoms, model.cutoff), "weight": weight, "energy_offset": torch.tensor([offset])}
+            {**atoms_to_graph(atoms, model.cutoff), "weight": weight, "energy_offset": torch.tensor([offset]), "head": head}
             for atoms, offset in zip(pool_frames, offsets)
         ]
 

@@ -125,7 +125,8 @@ def train_epoch(model, ema, optimizer, batches, config, anchor: Optional[List[to
     trainable = [p for p in model.parameters() if p.requires_grad]
     total, count = 0.0, 0
     for batch in batches:
-        out = model(*model_inputs(batch), compute_forces="forces" in batch, compute_stress=uses_stress(batch, config["loss"]))
+        out = model(*model_inputs(batch), compute_forces="forces" in batch, compute_stress=uses_stress(batch, config["loss"]),
+                    heads=batch.get("head"))  # fmt: skip
         loss = loss_terms(out, batch, config["loss"])
         if anchor is not None:
             loss = loss + config["autotune"]["l2sp"] * sum(torch.sum((p - p0) ** 2) for p, p0 in zip(trainable, anchor))
