@@ -22,7 +22,8 @@ def test_demo_configs_chain(scale, configs):
     n_frames = int(re.search(r"n_frames=(\d+)", block)[1])
     pretrain = load_config(WATER / configs / "pretrain.yaml")
     experiment = load_experiment(WATER / configs / "learning-curve.yaml")
-    assert pretrain["data"]["dataset"] == f"{out}/classical/qtip4pf-64.h5"  # what step 1 writes
+    assert pretrain["data"]["dataset"] == f"{out}/classical/qtip4pf-64-contacts.h5"  # what step 1 writes
+    assert re.search(r"^tpainn classical contacts \S+ -o \$out/classical/qtip4pf-64-contacts.h5$", DEMO, re.M)
     assert experiment["pretrained"] == f"{pretrain['output_dir']}/model.pt"
     assert experiment["sizes"] == [n_frames] and experiment["seeds"] == [0]  # the models step 4 exports
     assert experiment["output_dir"] == f"{out}/learning-curve"
