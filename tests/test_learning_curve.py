@@ -25,8 +25,11 @@ def test_tiny_learning_curve_writes_results(tmp_path, pretrained_model, capsys):
     assert sorted((r["arm"], r["n_frames"]) for r in rows) == [
         ("autotuned", "3"), ("autotuned", "5"), ("l2sp", "3"), ("l2sp", "5"), ("scratch", "3"), ("scratch", "5")]  # fmt: skip
     assert all(r["n_test_frames"] == "21" and float(r["energy_per_atom_mae"]) > 0 for r in rows)
-    table = (out / "results.md").read_text()
+    header, table = (out / "results.md").read_text().split("\n\n")
     assert table.count("\n") == 2 + 6 and "| 3 | l2sp |" in table and "| 5 | scratch |" in table
+    # The sources, named with their sha256: the registry file's, and the standard split.
+    assert header == ("DFT pool: water-revpbe0-d3 (sha256 8f5bded8fdd5b9e321b71f8da52a733df0e5d197326e053bdddb2be7012616fc)  \n"
+                      "test set: standard split of the pool")  # fmt: skip
     # A variant is the autotuned arm with its overrides; the arm named scratch stays from scratch.
     l2sp = yaml.safe_load((out / "l2sp-N3-seed0" / "config.yaml").read_text())
     assert l2sp["autotune"]["l2sp"] == 100.0 and l2sp["autotune"]["from"] == str(pretrained_model)

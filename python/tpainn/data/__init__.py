@@ -4,6 +4,7 @@ All frames are ase.Atoms in eV, Å and eV/Å, with the reference energy and forc
 SinglePointCalculator.
 """
 
+from tpainn.data.ase_db import read_ase_db
 from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5Frames, convert, write_frames
 from tpainn.data.readers import FORMATS, read, read_deepmd, read_extxyz, read_h5, read_n2p2, read_qm9
@@ -35,6 +36,7 @@ __all__ = [
     "load_dataset",
     "load_frames",
     "read",
+    "read_ase_db",
     "read_deepmd",
     "read_extxyz",
     "read_h5",

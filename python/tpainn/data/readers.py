@@ -29,7 +29,9 @@ from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5_SUFFIXES, H5Frames
 from tpainn.data.labels import attach_labels, stress_3x3
 
-FORMATS = ("extxyz", "n2p2", "deepmd", "h5")
+FORMATS = ("extxyz", "n2p2", "deepmd", "h5", "ase-db")
+# Formats whose label keys the user may choose (energy_key, forces_key, stress_key).
+KEYED_FORMATS = ("extxyz", "ase-db")
 
 # ase.data.chemical_symbols[0] is the dummy element "X", which no dataset should contain.
 _ELEMENT_SYMBOLS = frozenset(chemical_symbols[1:])
@@ -154,34 +156,55 @@ def _xyz_stress(atoms: Atoms, results: dict, where: str) -> np.ndarray | None:
     return stress
 
 
-def _xyz_frame(text: str, path: Path, span: _XyzFrameSpan, number: int) -> Atoms:
+def _xyz_label(atoms: Atoms, results: dict, key: str, per_atom: bool):
+    """The value of a user-chosen label key: ASE's parsed results, else the comment line (info) or a column (arrays)."""
+    if results.get(key) is not None:
+        return results[key]
+    return (atoms.arrays if per_atom else atoms.info).get(key)
+
+
+def _xyz_frame(text: str, path: Path, span: _XyzFrameSpan, number: int, keys: dict | None = None) -> Atoms:
     where = f"{path}:{span.line}: frame {number}"
+    energy_key, forces_key, stress_key = ((keys or {}).get(k) for k in ("energy_key", "forces_key", "stress_key"))
     try:
         atoms = ase.io.read(io.StringIO(text), index=0, format="extxyz")
     except Exception as err:  # ase's parser raises many types (ValueError, IndexError, KeyError, ...) on bad input
         message = str(err).splitlines()[0] if str(err) else ""
         raise DataError(f"{where}: not a readable extended XYZ frame ({type(err).__name__}: {message})") from err
     results = dict(getattr(atoms.calc, "results", None) or {})
-    if results.get("energy") is None:
-        keys = ", ".join(key for key in atoms.info) or "none"
-        raise DataError(f"{where}: no energy (the key `energy=` of the comment line; its keys: {keys})")
     atoms.calc = None
+    # User-chosen keys (--energy-key, --forces-key, --stress-key) replace ASE's `energy`, `forces` and `stress`.
+    energy = results.get("energy") if energy_key is None else _xyz_label(atoms, results, energy_key, False)
+    if energy is None:
+        keys_found = ", ".join([*atoms.info, *(key for key in results if key not in ("forces", "stress"))]) or "none"
+        hint = "" if energy_key else "; name another with --energy-key (data.energy_key)"
+        raise DataError(f"{where}: no energy (the key `{energy_key or 'energy'}=` of the comment line; its keys: {keys_found}){hint}")
     check_geometry(atoms, where)  # before the volume is used for a virial
-    forces = results.get("forces")
+    forces = results.get("forces") if forces_key is None else _xyz_label(atoms, results, forces_key, True)
+    if forces is None and forces_key is not None:
+        columns = ", ".join(key for key in [*atoms.arrays, *results] if key not in ("numbers", "positions"))
+        raise DataError(f"{where}: no column {forces_key!r} for the forces (its columns: {columns or 'none'})")
     if forces is not None and np.shape(forces) != (len(atoms), 3):
         raise DataError(f"{where}: forces have shape {np.shape(forces)}, expected ({len(atoms)}, 3)")
     try:
-        energy = float(results["energy"])
+        energy = float(energy)
     except (TypeError, ValueError):
-        raise DataError(f"{where}: the energy is not a number ({results['energy']!r})") from None
+        raise DataError(f"{where}: the energy is not a number ({energy!r})") from None
+    if stress_key is not None:
+        results["stress"] = _xyz_label(atoms, results, stress_key, False)
+        if results["stress"] is None:
+            raise DataError(f"{where}: no key {stress_key!r} for the stress on the comment line")
     stress = _xyz_stress(atoms, results, where)
     return check_frame(attach_labels(atoms, energy, forces, stress), where)
 
 
-def read_extxyz(path: str | os.PathLike, index: str | int | slice = ":") -> list[Atoms]:
+def read_extxyz(path: str | os.PathLike, index: str | int | slice = ":", energy_key: str | None = None,
+                 forces_key: str | None = None, stress_key: str | None = None) -> list[Atoms]:
     """Frames of an extended XYZ file (ase's extxyz parser), labelled with the comment line's `energy` (eV),
     the `forces` column (eV/Å) and, where given, the stress: ASE's `stress` key (eV/Å³, 9 values, ASE's sign) or
-    a `virial` key (eV, 9 values; stress = −virial / volume).
+    a `virial` key (eV, 9 values; stress = −virial / volume). `energy_key`, `forces_key` and `stress_key` name
+    other keys for them (as MACE's `REF_energy`, `REF_forces`), same units. Each frame keeps its own cell and
+    periodicity (`pbc="T T F"`).
 
     Every frame must have an energy and finite positions, cell and labels; a wrong atom count, a truncated or
     unparsable frame is a DataError naming the line and frame.
@@ -191,6 +214,7 @@ def read_extxyz(path: str | os.PathLike, index: str | int | slice = ":") -> list
     if not spans:
         raise DataError(f"{path}: no frames (the file is empty)")
     frames = []
+    keys = {"energy_key": energy_key, "forces_key": forces_key, "stress_key": stress_key}
     with path.open("rb") as f:
         for number in _select(len(spans), index, path):
             span = spans[number]
@@ -200,7 +224,7 @@ def read_extxyz(path: str | os.PathLike, index: str | int | slice = ":") -> list
             except UnicodeDecodeError as err:
                 raise DataError(f"{path}:{span.line}: frame {number} is not UTF-8 text ({err.reason} at byte "
                                 f"{span.offset + err.start})") from None  # fmt: skip
-            frames.append(_xyz_frame(text, path, span, number))
+            frames.append(_xyz_frame(text, path, span, number, keys))
     return frames
 
 
@@ -565,6 +589,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "extxyz"
     if path.name == "input.data" or suffix == ".data":
         return "n2p2"
+    if suffix == ".db":
+        return "ase-db"
     raise DataError(f"{path}: cannot tell the format from the name; pass one of {', '.join(FORMATS)}")
 
 
@@ -578,10 +604,16 @@ def read_h5(path: str | os.PathLike) -> list[Atoms]:
         frames.close()
 
 
-def read(path: str | os.PathLike, format: str | None = None) -> list[Atoms]:
-    """All frames of `path` as a list, in the named format or the one detect_format() finds."""
+def read(path: str | os.PathLike, format: str | None = None, **keys: str | None) -> list[Atoms]:
+    """All frames of `path` as a list, in the named format or the one detect_format() finds. `keys`
+    (energy_key, forces_key, stress_key) name the label keys of formats that let the user choose them."""
+    from tpainn.data.ase_db import read_ase_db
+
     format = format or detect_format(path)
-    readers = {"extxyz": read_extxyz, "n2p2": read_n2p2, "deepmd": read_deepmd, "h5": read_h5}
+    readers = {"extxyz": read_extxyz, "n2p2": read_n2p2, "deepmd": read_deepmd, "h5": read_h5, "ase-db": read_ase_db}
     if format not in readers:
         raise DataError(f"{path}: unknown format {format!r}; known formats: {', '.join(FORMATS)}")
-    return readers[format](path)
+    keys = {key: value for key, value in keys.items() if value is not None}
+    if keys and format not in KEYED_FORMATS:
+        raise DataError(f"{path}: {', '.join(keys)} apply to {' and '.join(KEYED_FORMATS)} files, not to {format}")
+    return readers[format](path, **keys)

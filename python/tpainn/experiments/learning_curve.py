@@ -7,19 +7,24 @@ scratch), so one experiment compares autotuning strategies against one shared fr
 For every N and seed all arms use the same training config (model size, epochs, schedule; at least
 `min_steps` optimizer steps, so small N means more epochs), the same
 N frames (drawn from the pool by the seed's permutation, so the sets of one seed are nested in N;
-n_val = max(1, round(val_fraction·N)) of them validate, the rest train) and the same fixed test set. Every run is a normal training run in
+n_val = max(1, round(val_fraction·N)) of them validate, the rest train) and the same fixed test set.
+The pool (`dataset`) is any frame source and the test set (`test`) the registry's standard split, a seeded
+fraction of the pool or a test file (tpainn/data/sources.py); results.md and sources.json name both with their
+sha256. Every run is a normal training run in
 its own directory, so an interrupted experiment resumes where it stopped.
 """
 
 import copy
 import csv
+import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import yaml
 
+from tpainn.data.sources import sha_line, sources_of
 from tpainn.train import load_config, train
 from tpainn.train.config import DEFAULTS
 
@@ -27,7 +32,14 @@ EXPERIMENT_DEFAULTS: Dict[str, Any] = {
     "train_config": None,  # YAML training config shared by both arms (path relative to this file)
     "overrides": [],  # section.key=value overrides of the training config
     "pretrained": None,  # model.pt of the pretraining run
-    "dataset": "water-revpbe0-d3",
+    "dataset": "water-revpbe0-d3",  # the DFT pool: a registry name, a file or a folder (tpainn/data/sources.py)
+    # "standard" (the registry's split), a fraction 0 < f < 1 of the pool drawn with test_seed, or a test file
+    "test": "standard",
+    "test_seed": 0,
+    "format": None,  # the files' format when their names do not tell
+    "energy_key": None,  # extended XYZ / ASE database label keys, when not energy / forces / stress
+    "forces_key": None,
+    "stress_key": None,
     "sizes": [5, 10, 20, 50, 90],  # DFT frames (training + validation)
     "seeds": [0, 1],
     "val_fraction": 0.1,
@@ -51,8 +63,6 @@ METRIC_LABELS = {
 def load_experiment(path: Path, overrides=()) -> Dict[str, Any]:
     """The experiment config; its train_config is resolved relative to the experiment file."""
     config = load_config(path, overrides, base=EXPERIMENT_DEFAULTS)
-    if config["pretrained"] is None:
-        raise ValueError(f"{path}: 'pretrained' (the pretrained model.pt) is required")
     if config["train_config"] is not None:
         config["train_config"] = str((Path(path).parent / config["train_config"]).resolve())
     variants = config["variants"] or DEFAULT_VARIANTS
@@ -63,6 +73,10 @@ def load_experiment(path: Path, overrides=()) -> Dict[str, Any]:
         if unknown:
             raise ValueError(f"{path}: variant {name!r} has unknown keys {sorted(unknown)} (known: overrides, pretrained)")
     config["variants"] = {name: dict(variant or {}) for name, variant in variants.items()}
+    needs_pretrained = [name for name, variant in config["variants"].items()
+                        if name != "scratch" and variant.get("pretrained", "") == ""]  # fmt: skip
+    if config["pretrained"] is None and needs_pretrained:
+        raise ValueError(f"{path}: 'pretrained' (the pretrained model.pt) is required by the arm(s) {', '.join(needs_pretrained)}")
     return config
 
 
@@ -70,12 +84,17 @@ def arms(experiment: Dict[str, Any]) -> List[str]:
     return list(experiment.get("variants") or DEFAULT_VARIANTS)
 
 
+def data_section(experiment: Dict[str, Any]) -> Dict[str, Any]:
+    """The training config's `data` section of every run: the experiment's pool, test set and reading options."""
+    return {key: experiment.get(key, DEFAULTS["data"][key]) for key in DEFAULTS["data"]}
+
+
 def run_config(experiment: Dict[str, Any], arm: str, size: int, seed: int) -> Dict[str, Any]:
     variant = (experiment.get("variants") or DEFAULT_VARIANTS)[arm]
     overrides = [*experiment["overrides"], *variant.get("overrides", [])]
     config = load_config(experiment["train_config"], overrides, base=copy.deepcopy(DEFAULTS))
     n_val = max(1, round(experiment["val_fraction"] * size))
-    config["data"] = {"dataset": experiment["dataset"], "test": "standard"}
+    config["data"] = data_section(experiment)
     config["split"] = {"n_train": size - n_val, "n_val": n_val, "seed": seed}
     steps_per_epoch = math.ceil((size - n_val) / config["optimizer"]["batch_size"])
     epochs = max(config["epochs"], math.ceil(experiment["min_steps"] / steps_per_epoch))
@@ -101,11 +120,12 @@ def run_learning_curve(experiment: Dict[str, Any]) -> List[Dict[str, Any]]:
                 n_test = metrics.pop("n_frames")
                 rows.append({"arm": arm, "n_frames": size, "seed": seed, "n_test_frames": n_test, **metrics, "run": config["output_dir"]})
     out = Path(experiment["output_dir"])
-    write_results(rows, out)
+    write_results(rows, out, sources_of(data_section(experiment)))
     return rows
 
 
-def write_results(rows: List[Dict[str, Any]], out: Path) -> None:
+def write_results(rows: List[Dict[str, Any]], out: Path, sources: Optional[Dict[str, Any]] = None) -> None:
+    """results.csv, results.md (headed by the data sources with their sha256, also in sources.json) and the plots."""
     out.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for row in rows for k in row))
     with open(out / "results.csv", "w", newline="") as f:
@@ -113,7 +133,13 @@ def write_results(rows: List[Dict[str, Any]], out: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     summary = summarise(rows)
-    (out / "results.md").write_text(markdown_table(summary))
+    header = ""
+    if sources is not None:
+        (out / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
+        test = sources["test"]
+        test_text = sha_line(test) if isinstance(test, dict) else f"{test}" + (f" (seed {sources['test_seed']})" if "test_seed" in sources else "")
+        header = f"DFT pool: {sha_line(sources['pool'])}  \ntest set: {test_text}\n\n"
+    (out / "results.md").write_text(header + markdown_table(summary))
     plot_learning_curve(summary, out / "learning_curve.png")
     plot_convergence(rows, out / "convergence.png")
     print((out / "results.md").read_text())

@@ -22,9 +22,18 @@ DEFAULTS: Dict[str, Any] = {
         # D3 is subtracted from every split's labels, and the exported model runs only with D3 added (ASE and LAMMPS).
         "dispersion": "none",
     },
+    # Frame sources (tpainn/data/sources.py): a registry name, a file (extxyz, n2p2, ASE .db, HDF5) or a DeePMD folder.
     "data": {
-        "dataset": "water-revpbe0-d3",  # registry name or file path
-        "test": "standard",  # "standard" (the registry's split), or a registry name / file path
+        "dataset": "water-revpbe0-d3",  # the pool that training and validation frames are drawn from
+        # "standard" (the registry's split of the pool), a fraction 0 < f < 1 of the pool (seeded by test_seed),
+        # another frame source (a test file), or null (no test set: the validation frames are evaluated)
+        "test": "standard",
+        "test_seed": 0,
+        "format": None,  # a file's format when its name does not tell (extxyz, n2p2, deepmd, h5, ase-db)
+        # extended XYZ / ASE database label keys, when not energy / forces / stress (e.g. REF_energy, REF_forces)
+        "energy_key": None,
+        "forces_key": None,
+        "stress_key": None,
     },
     "split": {"n_train": 80, "n_val": 10, "seed": 0},
     # Weights of the MSE of the energy per atom, (eV/atom)², of force components, (eV/Å)², and of stress components,

@@ -17,11 +17,13 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from tpainn.data import atom_energies, load_frames, standard_split
+from tpainn.data import atom_energies
+from tpainn.data.sources import label_keys, load_source, pool_and_test, sources_of
 from tpainn.dispersion import without_dispersion
 from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
 from tpainn.model import PaiNN
 from tpainn.train import autotune
+from tpainn.train.config import DEFAULTS
 from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, model_file, save_atomic
 from tpainn.train.evaluate import error_metrics, format_metrics, parity_plot, predict
 from tpainn.train.guards import check_loss
@@ -33,18 +35,16 @@ METRIC_COLUMNS = ["epoch", "lr", "train_loss", "val_loss", "val_energy_mae_meV_p
 
 
 def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[Sequence]]:
-    """Train, validation and test frames. The test set is fixed by the registry's standard split (or is a
-    separate data set); train and validation are drawn from the rest by a seeded permutation."""
-    dataset, test = config["data"]["dataset"], config["data"]["test"]
-    split = config["split"]
+    """Train, validation and test frames. The test set is fixed by `data.test` (the registry's standard split, a
+    seeded fraction of the pool, or a separate frame source; tpainn.data.sources); train and validation are drawn
+    from the rest of the pool by a seeded permutation."""
+    data, split = config["data"], config["split"]
+    dataset = data["dataset"]
     # With model.dispersion, the labels are DFT minus D3 (cached per frame); D3 is added back at run time.
-    frames = without_dispersion(load_frames(dataset), config["model"]["dispersion"], dataset)
-    if test == "standard":
-        pool, test_indices = standard_split(dataset, len(frames))
-        test_frames = Subset(frames, test_indices.tolist())
-    else:
-        pool = np.arange(len(frames))
-        test_frames = without_dispersion(load_frames(test), config["model"]["dispersion"], test) if test else None
+    frames = without_dispersion(load_source(dataset, data.get("format"), **label_keys(data)), config["model"]["dispersion"], dataset)
+    pool, test_frames = pool_and_test(data, frames)
+    if isinstance(data["test"], str) and data["test"] != "standard":  # a test set of its own
+        test_frames = without_dispersion(test_frames, config["model"]["dispersion"], data["test"])
     n_train, n_val = split["n_train"], split["n_val"]
     if n_train < 1 or n_val < 1 or n_train + n_val > len(pool):
         raise ValueError(
@@ -191,6 +191,9 @@ class _Run:
 
 def _check_same_run(saved: Dict[str, Any], config: Dict[str, Any]) -> None:
     """Resuming may extend the epochs, but not change what is trained on what."""
+    # A checkpoint written before the data section gained keys (test_seed, format, label keys) has their defaults.
+    saved = {**saved, "data": {**DEFAULTS["data"], **saved["data"]}}
+    config = {**config, "data": {**DEFAULTS["data"], **config["data"]}}
     for key in ("model", "data", "split", "loss", "optimizer", "autotune", "seed"):
         if saved[key] != config[key]:
             raise ValueError(f"cannot resume: config '{key}' differs from the checkpoint's ({saved[key]} vs {config[key]})")
@@ -204,7 +207,7 @@ def learning_rate(config: Dict[str, Any]) -> Tuple[float, int]:
 
 
 def _provenance(config: Dict[str, Any], replay: Optional[str]) -> Dict[str, Any]:
-    provenance = {"datasets": [str(config["data"]["dataset"])], "split": config["split"]}
+    provenance = {"datasets": [str(config["data"]["dataset"])], "sources": sources_of(config["data"]), "split": config["split"]}
     pretrained = config["autotune"]["from"]
     if not pretrained:
         return {**provenance, "mode": "from-scratch"}
@@ -310,7 +313,7 @@ def finish(run: _Run, out_dir: Path, eval_frames: Sequence) -> Dict[str, Any]:
     metrics = error_metrics(prediction)
     metrics.update(best_epoch=run.best_epoch, epochs=run.epoch)
     with open(out_dir / "test_metrics.json", "w") as f:
-        json.dump(metrics, f, indent=2)
+        json.dump({**metrics, "data": sources_of(run.config["data"])}, f, indent=2)
     parity_plot(prediction, out_dir / "parity.png", title=f"held-out frames ({metrics['n_frames']})")
     print(f"held-out errors (best epoch {run.best_epoch} of {run.epoch}):\n{format_metrics(metrics)}")
     print(f"model: {out_dir / 'model.pt'}\nmetrics: {out_dir / 'metrics.csv'}, {out_dir / 'test_metrics.json'}\nparity plot: {out_dir / 'parity.png'}")
