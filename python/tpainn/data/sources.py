@@ -29,10 +29,9 @@ from torch.utils.data import Subset
 from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5Frames
 from tpainn.data.readers import KEYED_FORMATS, detect_format, read
-from tpainn.data.registry import DATASETS, get_dataset, load_dataset, standard_split
+from tpainn.data.registry import DATASETS, get_dataset, load_dataset, sha256_of, standard_split
 
 LABEL_KEYS = ("energy_key", "forces_key", "stress_key")
-_BLOCK = 1 << 20
 _hashes: dict[tuple[str, int, int], str] = {}
 
 
@@ -68,14 +67,11 @@ def _missing(spec: str) -> None:
 
 
 def _file_sha256(path: Path) -> str:
+    """sha256_of, remembered per (file, size, mtime): a learning curve names its sources once per run."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _hashes:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while block := f.read(_BLOCK):
-                digest.update(block)
-        _hashes[key] = digest.hexdigest()
+        _hashes[key] = sha256_of(path)
     return _hashes[key]
 
 
