@@ -168,9 +168,9 @@ def test_generated_file_holds_labelled_non_periodic_frames(generated):
     assert len(frames) == report["frames"]
     with h5py.File(path, "r") as f:
         assert (f.attrs["energy_unit"], f.attrs["length_unit"], f.attrs["force_unit"]) == (
-            "eV",
-            "Angstrom",
-            "eV/Angstrom",
+            b"eV",
+            b"Angstrom",
+            b"eV/Angstrom",
         )
     metadata = frames.metadata
     assert metadata["units"]["energy"] == "eV" and metadata["units"]["forces"] == "eV/Angstrom"

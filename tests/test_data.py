@@ -36,6 +36,7 @@ from tpainn.data import (
     write_frames,
 )
 from tpainn.data import registry
+from tpainn.data.labels import attach_labels
 
 REVPBE_SHA256 = "8f5bded8fdd5b9e321b71f8da52a733df0e5d197326e053bdddb2be7012616fc"
 # Per-frame total energy of water-revpbe0-d3 as stated in the data README, Hartree.
@@ -242,11 +243,12 @@ def test_hdf5_round_trip_is_bit_identical(revpbe_frames, tmp_path):
     np.testing.assert_array_equal(frames[-1].positions, revpbe_frames[-1].positions)
     with pytest.raises(IndexError):
         frames[111]
-    with h5py.File(path, "r") as f:
-        assert f.attrs["energy_unit"] == "eV"
-        assert f.attrs["length_unit"] == "Angstrom"
-        assert f.attrs["force_unit"] == "eV/Angstrom"
-        assert f.attrs["format"] == "tpainn-frames"
+    with h5py.File(path, "r") as f:  # fixed-length UTF-8 text attributes, read by h5py as bytes
+        assert f.attrs["energy_unit"] == b"eV"
+        assert f.attrs["length_unit"] == b"Angstrom"
+        assert f.attrs["force_unit"] == b"eV/Angstrom"
+        assert f.attrs["format"] == b"tpainn-frames"
+        assert f["positions"].fletcher32 and f["offsets"].fletcher32
 
 
 def energy_of_frame(frames: H5Frames, index: int) -> float:
@@ -318,8 +320,34 @@ def test_hdf5_rejects_files_that_are_not_frame_files(tmp_path):
 
 
 def test_hdf5_needs_labelled_frames(revpbe_frames, tmp_path):
-    with pytest.raises(DataError, match="frame 1 of those to write: frame has no reference energy"):
+    with pytest.raises(DataError, match="w.h5: frame 1 of the 2 to write: the frame has no energy label"):
         write_frames(tmp_path / "w.h5", [revpbe_frames[0], ase.Atoms("H2O")])
+
+
+def test_hdf5_reads_files_with_variable_length_text_attributes(revpbe_frames, tmp_path):
+    """Files written before the text attributes became fixed-length (h5py's default str attributes) still read."""
+    path = tmp_path / "old.h5"
+    write_frames(path, revpbe_frames[:2], metadata={"dataset": "x"})
+    with h5py.File(path, "r+") as f:
+        for name in ("format", "energy_unit", "metadata"):
+            f.attrs[name] = f.attrs[name].decode()
+        assert isinstance(f.attrs["format"], str)
+    frames = H5Frames(path)
+    assert len(frames) == 2 and frames.metadata == {"dataset": "x"}
+    write_frames(path, revpbe_frames[2:3], append=True)
+    assert len(H5Frames(path)) == 3 and H5Frames(path).metadata == {"dataset": "x"}
+
+
+def test_hdf5_refuses_non_finite_values_and_keeps_the_stored_frames(revpbe_frames, tmp_path):
+    path = tmp_path / "w.h5"
+    write_frames(path, revpbe_frames[:2])
+    bad = attach_labels(revpbe_frames[2].copy(), revpbe_frames[2].get_potential_energy(), revpbe_frames[2].get_forces())
+    bad.calc.results["forces"][4, 2] = np.inf
+    with pytest.raises(DataError, match=r"w.h5: frame 1 of the 2 to write: forces are not finite: inf \(row 4:"):
+        write_frames(path, [revpbe_frames[3], bad], append=True)
+    with pytest.raises(DataError, match="w.h5: frame 0 of the 1 to write: the energy is not a finite number"):
+        write_frames(path, [attach_labels(revpbe_frames[3].copy(), np.nan)], append=True)
+    assert len(H5Frames(path)) == 2
 
 
 def test_convert_registry_name_and_file(revpbe_file, deepmd_frames, tmp_path):

@@ -268,6 +268,8 @@ _USER_ERRORS = (ValueError, OSError)
 
 def _one_line(err: BaseException) -> str:
     """The error as one line: its message's first line (naming the problem), the type for unexpected errors."""
+    if isinstance(err, OSError) and err.filename and err.strerror:  # "[Errno 17] File exists: 'x'" → "x: File exists"
+        return f"{err.filename}: {err.strerror}"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     text = lines[0] if lines else type(err).__name__
     if len(lines) > 1:
@@ -275,6 +277,14 @@ def _one_line(err: BaseException) -> str:
     if not isinstance(err, _USER_ERRORS):
         text = f"{type(err).__name__}: {text}"
     return text
+
+
+def _close_progress_bars() -> None:
+    """End the line of a progress bar that an error interrupted, so that the error is a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -292,6 +302,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as err:  # every error is one line naming the problem; --debug shows the traceback
         if debug:
             raise
+        _close_progress_bars()
         hint = "" if isinstance(err, _USER_ERRORS) else " (run with --debug for the traceback)"
         print(f"tpainn {args.command}: error: {_one_line(err)}{hint}", file=sys.stderr)
         return 1

@@ -76,6 +76,8 @@ def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path], fused
     """
     if not Path(output).parent.is_dir():
         raise FileNotFoundError(f"{Path(output).parent}: the output folder does not exist")
+    if Path(output).is_dir():
+        raise IsADirectoryError(f"{output}: is a folder; give the file to write, e.g. {Path(output) / 'model-exported.pt'}")
     if not isinstance(model, PaiNN):
         from tpainn.train import load_model as load_trained_model
 
@@ -90,8 +92,11 @@ def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path], fused
         METADATA_FILE: json.dumps(metadata, indent=1, default=str),
         FORMAT_FILE: f"{EXPORT_FORMAT} {FORMAT_VERSION}",
     }
-    torch.jit.save(scripted, str(tmp), _extra_files=extra_files)
-    os.replace(tmp, output)
+    try:
+        torch.jit.save(scripted, str(tmp), _extra_files=extra_files)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when saving or renaming failed
     return output
 
 

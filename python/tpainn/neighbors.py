@@ -13,6 +13,11 @@ _C = load_extension()
 
 __all__ = ["neighbor_list", "neighbor_list_atoms"]
 
+# A periodic system whose cutoff sphere holds more atoms than this on average is refused before the search: such a
+# list (a cutoff in the wrong unit, a cell in the wrong unit) would fill the memory or run for hours. Liquid water
+# has ~90 neighbours per atom within 6 Å and ~1,400 within 15 Å.
+MAX_MEAN_NEIGHBOURS = 5000
+
 
 def _as_float64(x, name: str) -> torch.Tensor:
     try:
@@ -66,6 +71,15 @@ def neighbor_list(
             raise ValueError(
                 f"cell is singular (its lattice vectors are not linearly independent) but pbc={pbc_arr.tolist()}: "
                 "a full-rank cell is required whenever any direction is periodic"
+            )
+    if pbc_arr.all():
+        volume = abs(float(torch.linalg.det(cell)))
+        mean_neighbours = len(positions) / volume * 4 / 3 * np.pi * cutoff**3
+        if mean_neighbours > MAX_MEAN_NEIGHBOURS:
+            raise ValueError(
+                f"cutoff {cutoff:g} Å: about {mean_neighbours:,.0f} neighbours per atom at this density ({len(positions)} "
+                f"atoms in {volume:,.1f} Å³), more than the {MAX_MEAN_NEIGHBOURS:,} a neighbour list is built for: "
+                "is the cutoff (or the cell) in Å?"
             )
     return _C.cell_list(positions, cell, [bool(p) for p in pbc_arr], cutoff)
 

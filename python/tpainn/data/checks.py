@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from tpainn.data.errors import DataError
 from tpainn.data.labels import stress_of
@@ -16,6 +17,7 @@ from tpainn.data.labels import stress_of
 # A cell vector shorter than this (Å) in a periodic direction is no cell: the neighbour list would loop forever
 # or divide by zero. Real cells are Ångströms to nanometres.
 MIN_CELL_LENGTH_A = 1e-3
+MAX_ATOMIC_NUMBER = len(chemical_symbols) - 1
 
 
 def _not_finite(array: np.ndarray) -> str:
@@ -42,6 +44,9 @@ def check_geometry(atoms: Atoms, where: str) -> Atoms:
     unknown = np.flatnonzero(atoms.numbers <= 0)
     if unknown.size:
         raise DataError(f"{where}: atom {unknown[0]} has no element (symbol X, atomic number 0)")
+    beyond = np.flatnonzero(atoms.numbers > MAX_ATOMIC_NUMBER)
+    if beyond.size:
+        raise DataError(f"{where}: atom {beyond[0]} has atomic number {atoms.numbers[beyond[0]]}, which is no element")
     positions = np.asarray(atoms.positions, dtype=np.float64)
     if not np.isfinite(positions).all():
         raise DataError(f"{where}: positions are not finite: {_not_finite(positions)}")

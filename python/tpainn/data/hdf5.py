@@ -12,7 +12,10 @@ Layout (format "tpainn-frames", version 1); all frames are concatenated along th
     offsets    (n_frames + 1,)       int64    frame i is atom rows offsets[i]:offsets[i + 1]
 
 File attributes: format, format_version, energy_unit, length_unit, force_unit, metadata (JSON) and
-n_frames. `n_frames` is the commit marker: readers only see frames below it, and an append writes it
+n_frames; the text ones are fixed-length UTF-8 strings (h5py reads them as bytes; files written before were
+variable-length, read as str: readers take both). Files are written in HDF5 1.10's format versions, whose
+structure is checksummed, with a Fletcher-32 checksum on every chunk: a damaged file is a DataError naming it.
+`n_frames` is the commit marker: readers only see frames below it, and an append writes it
 last, so an append that dies part-way leaves the frames stored before it intact and readable (the
 next append overwrites the uncommitted rows). HDF5 itself keeps no journal, so this protects against
 a process that stops between writes, not against a torn write of the library's own metadata.
@@ -30,8 +33,9 @@ import h5py
 import numpy as np
 from ase import Atoms
 
+from tpainn.data.checks import check_frame
 from tpainn.data.errors import DataError
-from tpainn.data.labels import attach_labels, labels_of, stress_of
+from tpainn.data.labels import attach_labels, labels_of, stress_3x3, stress_of
 
 FORMAT_NAME = "tpainn-frames"
 FORMAT_VERSION = 1
@@ -43,6 +47,20 @@ _ATOMS_PER_CHUNK = 4096
 _FRAMES_PER_CHUNK = 1024
 # convert() streams frames through memory in batches of this many.
 _CONVERT_BATCH_FRAMES = 1024
+# What h5py raises on a damaged file (a truncated or overwritten block, a broken link or attribute):
+# readers turn these into a DataError naming the file.
+_DAMAGE_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError)
+# Dataset name: (shape of one row, rows are atoms (True) or frames (False)); forces and stress are optional.
+_LAYOUT = {
+    "numbers": ((), True), "positions": ((3,), True), "forces": ((3,), True), "energy": ((), False),
+    "stress": ((3, 3), False), "cell": ((3, 3), False), "pbc": ((3,), False),
+}  # fmt: skip
+
+
+def _damaged(path: Path, err: BaseException) -> DataError:
+    """A DataError naming `path` for an error h5py raised while reading it."""
+    detail = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return DataError(f"{path}: the HDF5 file is damaged ({type(err).__name__}{': ' + detail if detail else ''})")
 
 
 def _stack_rows(arrays: list, row_shape: tuple, dtype) -> np.ndarray:
@@ -55,8 +73,11 @@ def _stack_rows(arrays: list, row_shape: tuple, dtype) -> np.ndarray:
 class _FrameBatch:
     """Frames flattened into the on-disk arrays, checked for labels on the way."""
 
-    def __init__(self, frames: Sequence[Atoms]):
+    def __init__(self, frames: Sequence[Atoms], path: Path):
         frames = list(frames)  # iterated several times below: read an H5Frames source once
+        # Nothing non-finite or malformed is stored: a reader would refuse it later, far from its source.
+        for i, atoms in enumerate(frames):
+            check_frame(atoms, f"{path}: frame {i} of the {len(frames)} to write")
         labels = [labels_of(atoms, f"frame {i} of those to write") for i, atoms in enumerate(frames)]
         stresses = [stress_of(atoms, f"frame {i} of those to write") for i, atoms in enumerate(frames)]
         self.has_forces = _all_or_none([forces for _, forces in labels], "forces")
@@ -89,15 +110,28 @@ def _create_layout(f: h5py.File) -> None:
     per_frame = {"energy": ((), np.float64), "cell": ((3, 3), np.float64), "pbc": ((3,), bool)}
     for name, (row_shape, dtype) in per_frame.items():
         _create_rows(f, name, row_shape, dtype, _FRAMES_PER_CHUNK)
-    f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(_FRAMES_PER_CHUNK,))
-    f.attrs.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **UNIT_ATTRS})
-    f.attrs["metadata"] = "{}"
+    f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(_FRAMES_PER_CHUNK,), fletcher32=True)
+    for name, text in {"format": FORMAT_NAME, **UNIT_ATTRS, "metadata": "{}"}.items():
+        _set_text(f, name, text)
+    f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["n_frames"] = 0
+
+
+def _set_text(f: h5py.File, name: str, text: str) -> None:
+    """A text attribute as a fixed-length UTF-8 string, kept in the checksummed object header: HDF5 keeps
+    variable-length strings in its global heap, which has no checksum (a damaged one can hang or crash libhdf5)."""
+    data = text.encode("utf-8")
+    f.attrs.create(name, np.bytes_(data), dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
+
+
+def _text(value):
+    """A text attribute as str: fixed-length ones read as bytes, variable-length ones (older files) as str."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _create_rows(f: h5py.File, name: str, row_shape: tuple, dtype, rows_per_chunk: int) -> None:
     f.create_dataset(
-        name, (0, *row_shape), dtype, maxshape=(None, *row_shape), chunks=(rows_per_chunk, *row_shape)
+        name, (0, *row_shape), dtype, maxshape=(None, *row_shape), chunks=(rows_per_chunk, *row_shape), fletcher32=True
     )
 
 
@@ -118,8 +152,8 @@ def _match_optional_layout(f: h5py.File, path: Path, n_frames: int, name: str, p
 
 
 def _check_frame_file(f: h5py.File, path: Path) -> None:
-    if f.attrs.get("format") != FORMAT_NAME:
-        raise DataError(f"{path}: not a tpainn frame file (HDF5 attribute format={f.attrs.get('format')!r})")
+    if _text(f.attrs.get("format")) != FORMAT_NAME:
+        raise DataError(f"{path}: not a tpainn frame file (HDF5 attribute format={_text(f.attrs.get('format'))!r})")
     if f.attrs.get("format_version") != FORMAT_VERSION:
         version = f.attrs.get("format_version")
         raise DataError(f"{path}: tpainn frame format version {version}, expected {FORMAT_VERSION}")
@@ -138,6 +172,9 @@ def _open_frame_file(path: Path, mode: str) -> h5py.File:
     except DataError:
         f.close()
         raise
+    except _DAMAGE_ERRORS as err:
+        f.close()
+        raise _damaged(path, err) from err
     return f
 
 
@@ -155,8 +192,15 @@ def _json_metadata(metadata: dict) -> str:
 
 
 def _create_frame_file(path: Path) -> h5py.File:
+    if not path.parent.is_dir():
+        raise DataError(f"{path.parent}: the output folder does not exist")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an HDF5 file to write")
     try:
-        f = h5py.File(path, "w")
+        # Format versions of HDF5 1.10 (superblock 3, object headers 2): checksums on all the file's structure, so
+        # that a damaged file is an error rather than a hang or a crash inside libhdf5. Every chunk has a Fletcher-32
+        # checksum too: a damaged value is an error, not a wrong frame.
+        f = h5py.File(path, "w", libver=("v110", "v110"))
     except OSError as err:
         raise DataError(f"{path}: cannot create an HDF5 file ({err})") from err
     _create_layout(f)
@@ -174,7 +218,7 @@ def write_frames(
     """
     path = Path(path)
     # Check the frames before an existing file is opened, let alone truncated.
-    batch = _FrameBatch(frames)
+    batch = _FrameBatch(frames, path)
     with _open_frame_file(path, "a") if append and path.exists() else _create_frame_file(path) as f:
         n_frames = int(f.attrs["n_frames"])
         stored_metadata = json.loads(f.attrs["metadata"])
@@ -195,7 +239,7 @@ def write_frames(
         _write_rows(f["offsets"], n_frames + 1, n_atoms + batch.offsets[1:])
         # The frame data must reach the file before the commit marker that makes it visible.
         f.flush()
-        f.attrs["metadata"] = metadata_json
+        _set_text(f, "metadata", metadata_json)
         f.attrs["n_frames"] = n_frames + len(batch)
         return n_frames + len(batch)
 
@@ -211,15 +255,47 @@ class H5Frames(Sequence):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         with _open_frame_file(self.path, "r") as f:
-            self._n_frames = int(f.attrs["n_frames"])
-            # Offsets are 8 bytes per frame: keep them in memory so a frame read is two slice reads.
-            self._offsets = f["offsets"][: self._n_frames + 1]
-            self.metadata: dict = json.loads(f.attrs["metadata"])
-            self.has_forces = "forces" in f
-            self.has_stress = "stress" in f
+            try:
+                self._n_frames, self._offsets = self._check_layout(f)
+                self.metadata: dict = json.loads(f.attrs["metadata"])
+                if not isinstance(self.metadata, dict):
+                    raise DataError(f"{self.path}: the metadata attribute is not a JSON object")
+                self.has_forces = "forces" in f
+                self.has_stress = "stress" in f
+            except DataError:
+                raise
+            except _DAMAGE_ERRORS as err:
+                raise _damaged(self.path, err) from err
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
         self._file_pid: int | None = None
+
+    def _check_layout(self, f: h5py.File) -> tuple[int, np.ndarray]:
+        """(n_frames, offsets) once the datasets' shapes and the offsets agree with the committed frame count, so
+        that a frame read cannot run past a dataset or mix up frames; else DataError naming the file."""
+        n_frames = f.attrs["n_frames"]
+        if np.ndim(n_frames) != 0 or not np.issubdtype(np.asarray(n_frames).dtype, np.integer) or n_frames < 0:
+            raise DataError(f"{self.path}: the n_frames attribute is {n_frames!r}, not a frame count")
+        n_frames = int(n_frames)
+        if "offsets" not in f:
+            raise DataError(f"{self.path}: the dataset 'offsets' is missing")
+        offsets_rows = f["offsets"].shape
+        if len(offsets_rows) != 1 or offsets_rows[0] < n_frames + 1:
+            raise DataError(f"{self.path}: offsets has shape {offsets_rows}, expected at least ({n_frames + 1},)")
+        # Offsets are 8 bytes per frame: keep them in memory so a frame read is two slice reads.
+        offsets = f["offsets"][: n_frames + 1].astype(np.int64)
+        if offsets[0] != 0 or (np.diff(offsets) < 0).any():
+            raise DataError(f"{self.path}: the frame offsets are damaged (they must start at 0 and never decrease)")
+        for name, (row_shape, per_atom) in _LAYOUT.items():
+            if name not in f:
+                if name in ("forces", "stress"):
+                    continue
+                raise DataError(f"{self.path}: the dataset {name!r} is missing")
+            shape, rows = f[name].shape, int(offsets[-1]) if per_atom else n_frames
+            if shape[1:] != row_shape or shape[0] < rows:
+                expected = f"{rows} or more rows of shape {row_shape}"
+                raise DataError(f"{self.path}: the dataset {name!r} has shape {shape}, expected {expected}")
+        return n_frames, offsets
 
     def _handle(self) -> dict[str, h5py.Dataset]:
         """The file's datasets by name; looked up once per open (a lookup costs as much as a frame read)."""
@@ -251,14 +327,21 @@ class H5Frames(Sequence):
         return self._read_frame(i)
 
     def _read_frame(self, i: int) -> Atoms:
-        f = self._handle()
-        first, last = self._offsets[i], self._offsets[i + 1]
-        atoms = Atoms(
-            numbers=f["numbers"][first:last], positions=f["positions"][first:last], cell=f["cell"][i], pbc=f["pbc"][i]
-        )
-        forces = f["forces"][first:last] if self.has_forces else None
-        stress = f["stress"][i] if self.has_stress else None
-        return attach_labels(atoms, f["energy"][i], forces, stress)
+        where = f"{self.path}: frame {i}"
+        try:
+            f = self._handle()
+            first, last = self._offsets[i], self._offsets[i + 1]
+            atoms = Atoms(
+                numbers=f["numbers"][first:last], positions=f["positions"][first:last], cell=f["cell"][i], pbc=f["pbc"][i]
+            )
+            forces = f["forces"][first:last] if self.has_forces else None
+            stress = stress_3x3(f["stress"][i], where) if self.has_stress else None
+            energy = f["energy"][i]
+        except DataError:
+            raise
+        except _DAMAGE_ERRORS as err:
+            raise _damaged(self.path, err) from err
+        return check_frame(attach_labels(atoms, energy, forces, stress), where)
 
     def __repr__(self) -> str:
         return f"H5Frames({str(self.path)!r}, {self._n_frames} frames)"
@@ -277,6 +360,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, format: str | None =
     dst = Path(dst)
     if dst.suffix.lower() not in H5_SUFFIXES:
         raise DataError(f"{dst}: the destination must be an HDF5 file ending in {' or '.join(H5_SUFFIXES)}")
+    if Path(src).exists() and dst.exists() and dst.samefile(src):
+        raise DataError(f"{dst}: the destination is the source; write to another file")
     frames = load_frames(src) if format is None else read(src, format=format)
     metadata = {"converted_from": str(src), **provenance(str(src))}
     write_frames(dst, frames[:_CONVERT_BATCH_FRAMES], metadata=metadata)

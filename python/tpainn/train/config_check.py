@@ -164,9 +164,9 @@ def _rule_for(dotted: str) -> Optional[Rule]:
 
 
 def _is_number_text(text: str) -> bool:
+    """Whether `text` is a finite number written as text (a quoted number); 'nan' and 'inf' are not."""
     try:
-        float(text)
-        return True
+        return math.isfinite(float(text))
     except ValueError:
         return False
 
