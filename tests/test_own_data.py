@@ -214,3 +214,16 @@ def test_classical_for_names_the_water_models_or_says_there_is_none(tmp_path, da
     peroxide = tmp_path / "h2o2.xyz"  # only H and O, but not water molecules
     ase.io.write(peroxide, _labelled(molecule("H2O2"), -1.0), format="extxyz")
     assert cli(["classical", "for", str(peroxide)]) == 1
+
+
+def test_a_checkpoint_from_before_new_config_keys_still_resumes(tmp_path):
+    from tpainn.train.trainer import _check_same_run
+
+    config, _ = tiny_config(tmp_path, "x", 1)
+    saved = yaml.safe_load(yaml.safe_dump(config))
+    for key in ("test_seed", "format", "energy_key"):  # keys added later: the old checkpoint lacks them
+        del saved["data"][key]
+    _check_same_run(saved, config)
+    config["data"]["test"] = 0.2
+    with pytest.raises(ValueError, match="cannot resume: config 'data' differs"):
+        _check_same_run(saved, config)

@@ -189,11 +189,18 @@ class _Run:
             setattr(self, key, checkpoint[key])
 
 
+def _with_defaults(config: Dict[str, Any], defaults: Dict[str, Any]) -> Dict[str, Any]:
+    """`config` with the keys it lacks taken from `defaults`, section by section."""
+    merged = {**defaults, **config}
+    return {k: _with_defaults(v, defaults[k]) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+            for k, v in merged.items()}  # fmt: skip
+
+
 def _check_same_run(saved: Dict[str, Any], config: Dict[str, Any]) -> None:
     """Resuming may extend the epochs, but not change what is trained on what."""
-    # A checkpoint written before the data section gained keys (test_seed, format, label keys) has their defaults.
-    saved = {**saved, "data": {**DEFAULTS["data"], **saved["data"]}}
-    config = {**config, "data": {**DEFAULTS["data"], **config["data"]}}
+    # A checkpoint written before a key was added to the defaults (data.test_seed, autotune.replay.head, ...) has
+    # that key's default.
+    saved, config = _with_defaults(saved, DEFAULTS), _with_defaults(config, DEFAULTS)
     for key in ("model", "data", "split", "loss", "optimizer", "autotune", "seed"):
         if saved[key] != config[key]:
             raise ValueError(f"cannot resume: config '{key}' differs from the checkpoint's ({saved[key]} vs {config[key]})")
