@@ -14,7 +14,12 @@ def _data(args: argparse.Namespace) -> None:
     if args.data_command == "list":
         print(registry.list_table())
     elif args.data_command == "info":
-        print(registry.info(args.name))
+        from tpainn.data.summary import describe_source
+
+        if args.name in registry.DATASETS and not args.frames:
+            print(registry.info(args.name))
+        else:
+            print(describe_source(args.name, args.format, args.model, **_label_keys(args)))
     else:
         n = hdf5.convert(args.source, args.destination, format=args.format)
         print(f"wrote {n} frames to {args.destination}")
@@ -26,21 +31,26 @@ def _train(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
     if args.command == "autotune":
         overrides += [f"autotune.from={args.pretrained}", f"data.dataset={args.data}"]
+        overrides += [f"data.{key}={value}" for key, value in (("test", args.test), *_label_keys(args).items()) if value is not None]
     train(load_config(args.config, overrides), resume=args.resume)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tpainn.data import load_frames, standard_split
+    from tpainn.data.sources import load_source, pool_and_test
     from tpainn.dispersion import without_dispersion
     from tpainn.train import error_metrics, load_model, predict
     from tpainn.train.evaluate import format_metrics, parity_plot
 
+    if args.subset == "all" and args.test is not None:
+        raise ValueError(f"--test {args.test} applies with --subset test or --subset pool, not to all frames")
     model = load_model(args.model)
     # A model trained without D3 is scored against DFT minus D3 (the same force errors as model + D3 against DFT).
-    frames = without_dispersion(load_frames(args.data), model.hyperparameters["dispersion"], args.data)
+    frames = load_source(args.data, args.format, **_label_keys(args))
+    frames = without_dispersion(frames, model.hyperparameters["dispersion"], args.data)
     if args.subset != "all":
-        pool, test = standard_split(args.data, len(frames))
-        frames = [frames[int(i)] for i in (test if args.subset == "test" else pool)]
+        test = _evaluation_split(args)
+        pool, test_frames = pool_and_test({"dataset": args.data, "test": test, "test_seed": args.test_seed}, frames)
+        frames = list(test_frames) if args.subset == "test" else [frames[int(i)] for i in pool]
     prediction = predict(model, frames)
     metrics = error_metrics(prediction)
     print(format_metrics(metrics))
@@ -48,6 +58,27 @@ def _evaluate(args: argparse.Namespace) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"parity plot: {parity_plot(prediction, output / 'parity.png', title=f'{args.data} ({args.subset})')}")
+
+
+def _evaluation_split(args: argparse.Namespace):
+    """The split `evaluate --subset` takes: "standard" (registry datasets) or a fraction 0 < f < 1 of the frames."""
+    from tpainn.data.registry import DATASETS
+
+    if args.test in (None, "standard"):
+        if args.data not in DATASETS:
+            raise ValueError(
+                f"--subset {args.subset}: {args.data} is not a registry dataset and has no standard split; pass "
+                "--test 0.2 to hold out a fraction of its frames (--test-seed picks which), or evaluate a test file whole"
+            )
+        return "standard"
+    try:
+        fraction = float(args.test)
+    except ValueError:
+        fraction = float("nan")
+    if not 0 < fraction < 1:
+        raise ValueError(f"--test {args.test}: with --subset, standard or a fraction between 0 and 1 such as 0.2 "
+                         "(to score a test file, give it as the data)")  # fmt: skip
+    return fraction
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -111,6 +142,13 @@ def _analyze(args: argparse.Namespace) -> None:
 def _md(args: argparse.Namespace) -> None:
     from tpainn.md import ExternalProgramError, MDSettings, run_water
 
+    if args.system == "input":
+        from tpainn.md.own_input import write_lammps_input
+
+        path = write_lammps_input(args.model, args.structure, args.output, frame=args.frame, temperature_K=args.temperature,
+                                  steps=args.steps, timestep_fs=args.timestep_fs, format=args.format, **_label_keys(args))  # fmt: skip
+        print(f"{path}: run it with `lmp -in {path.name}` in {path.parent}")
+        return
     # Every MDSettings field is an option of the same name (dest), None where not given.
     settings = MDSettings.for_scale(args.scale, **{f.name: getattr(args, f.name) for f in dataclasses.fields(MDSettings)})
     try:
@@ -128,6 +166,19 @@ def _experiment(args: argparse.Namespace) -> None:
     run_learning_curve(load_experiment(args.config, args.overrides))
 
 
+def _add_read_options(parser: argparse.ArgumentParser, format_option: bool = True) -> None:
+    """--format and the label keys of extended XYZ / ASE database files (as data.format, data.energy_key, ...)."""
+    if format_option:
+        parser.add_argument("--format", default=None, help="the file's format when its name does not tell")
+    parser.add_argument("--energy-key", default=None, help="extxyz / ASE db key of the energy (default: energy)")
+    parser.add_argument("--forces-key", default=None, help="extxyz column / ASE db data key of the forces (default: forces)")
+    parser.add_argument("--stress-key", default=None, help="extxyz / ASE db key of the stress, eV/Å³ (default: stress)")
+
+
+def _label_keys(args: argparse.Namespace) -> dict:
+    return {"energy_key": args.energy_key, "forces_key": args.forces_key, "stress_key": args.stress_key}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tpainn", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
@@ -136,8 +187,11 @@ def parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="the dataset registry and file conversion")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     data_commands.add_parser("list", help="list registered datasets")
-    info = data_commands.add_parser("info", help="show one dataset's source, units, licence, split")
-    info.add_argument("name")
+    info = data_commands.add_parser("info", help="a registered dataset's source, units, licence, split; or what any file holds")
+    info.add_argument("name", help="registry name, or a file / DeePMD folder: frames, species, cells, label ranges, refusals")
+    info.add_argument("--frames", action="store_true", help="for a registry name: read its frames and summarise them too")
+    info.add_argument("--model", default=None, help="a model.pt to autotune from: are its species enough?")
+    _add_read_options(info)
     convert = data_commands.add_parser("convert", help="convert frames (file or registry name) to the HDF5 store")
     convert.add_argument("source")
     convert.add_argument("destination")
@@ -171,6 +225,9 @@ def parser() -> argparse.ArgumentParser:
     qm9.add_argument("--seed", type=int, default=0)
     qm9.add_argument("--include-test", action="store_true", help="allow QM9 test-split molecules (not for benchmarks)")
     qm9.add_argument("--workers", type=int, default=1)
+    for_file = systems.add_parser("for", help="which classical pretraining tpainn has for the frames of a file")
+    for_file.add_argument("file", help="frame source: registry name, file or DeePMD folder")
+    _add_read_options(for_file)
     verify = systems.add_parser("verify", help="recompute stored frames (LAMMPS run 0 or RDKit) and finite differences")
     verify.add_argument("file", help="HDF5 frame file written by `tpainn classical water` or `qm9`")
     verify.add_argument("--frames", type=int, nargs="+", default=[0, -1], help="frame indices (negative: from the end)")
@@ -182,7 +239,9 @@ def parser() -> argparse.ArgumentParser:
         train = commands.add_parser(name, help=text)
         if name == "autotune":
             train.add_argument("--from", dest="pretrained", required=True, help="pretrained model.pt")
-            train.add_argument("--data", required=True, help="DFT set: registry name or file")
+            train.add_argument("--data", required=True, help="DFT pool: registry name, file or DeePMD folder")
+            train.add_argument("--test", default=None, help="standard, a fraction of the pool (0.2) or a test file (default: the config's)")
+            _add_read_options(train, format_option=False)
             train.add_argument("--config", type=Path, default=None, help="YAML config (default: built-in defaults)")
         else:
             train.add_argument("config", type=Path)
@@ -201,7 +260,10 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
     evaluate.add_argument("data", help="registry name or file path")
     evaluate.add_argument("--subset", choices=["all", "test", "pool"], default="all",
-                          help="for registry datasets: the standard test split, the training pool, or all frames")
+                          help="all frames, or the test set / the pool of the split --test")
+    evaluate.add_argument("--test", default=None, help="with --subset: standard (registry datasets, the default) or a fraction such as 0.2")
+    evaluate.add_argument("--test-seed", type=int, default=0, help="seed of a test fraction (as data.test_seed)")
+    _add_read_options(evaluate)
     evaluate.add_argument("--output", default="evaluation", help="directory for metrics.json and parity.png")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -258,6 +320,15 @@ def parser() -> argparse.ArgumentParser:
     md_water.add_argument("--mpi", type=int, default=1, help="MPI ranks: run `mpirun -np MPI lmp` (default 1: `lmp`)")
     md_water.add_argument("--device", default=None, help="pair_style tpainn device: cpu, cuda, cuda:K (default cpu)")
     md_water.add_argument("--dtype", choices=["float32", "float64"], default=None, help="network precision (default: the model's)")
+    md_input = md_systems.add_parser("input", help="a LAMMPS input (NVT) for an exported model and a frame of your own data")
+    md_input.add_argument("--model", required=True, help="T-PaiNN model exported with `tpainn export`")
+    md_input.add_argument("--structure", required=True, help="frame source holding the starting structure")
+    md_input.add_argument("--frame", type=int, default=0, help="which frame of it (default 0; -1: the last)")
+    md_input.add_argument("--output", "-o", type=Path, required=True, help="folder for in.lammps and system.data")
+    md_input.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    md_input.add_argument("--steps", type=int, default=1000, help="MD steps (default 1000)")
+    md_input.add_argument("--timestep-fs", type=float, default=0.5, help="default 0.5")
+    _add_read_options(md_input)
     md.set_defaults(handler=_md)
     return p
 
