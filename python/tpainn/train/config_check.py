@@ -112,6 +112,16 @@ def _formats():
     return FORMATS
 
 
+# How a frame source is read and tested: `data.*` in a training config, top-level keys in a learning curve.
+_SOURCE_RULES = {
+    "test": Rule(none=True, kind=object, check=_test_setting),
+    "test_seed": Rule(ge=0),
+    "format": Rule(kind=str, none=True, choices=_formats),
+    "energy_key": Rule(kind=str, none=True, nonempty=True),
+    "forces_key": Rule(kind=str, none=True, nonempty=True),
+    "stress_key": Rule(kind=str, none=True, nonempty=True),
+}
+
 # Dotted key → Rule. "section.*" applies to every key of the section without its own rule (the loss weights).
 RULES: Dict[str, Rule] = {
     "model.cutoff": Rule(gt=0),
@@ -123,12 +133,7 @@ RULES: Dict[str, Rule] = {
     "model.repulsion": Rule(choices=("zbl", "none")),
     "model.dispersion": Rule(check=_dispersion),
     "data.dataset": Rule(nonempty=True),
-    "data.test": Rule(none=True, kind=object, check=_test_setting),
-    "data.test_seed": Rule(ge=0),
-    "data.format": Rule(kind=str, none=True, choices=_formats),
-    "data.energy_key": Rule(kind=str, none=True, nonempty=True),
-    "data.forces_key": Rule(kind=str, none=True, nonempty=True),
-    "data.stress_key": Rule(kind=str, none=True, nonempty=True),
+    **{f"data.{key}": rule for key, rule in _SOURCE_RULES.items()},
     "split.n_train": Rule(ge=1),
     "split.n_val": Rule(ge=1),
     "split.seed": Rule(ge=0),
@@ -166,12 +171,7 @@ RULES: Dict[str, Rule] = {
     "seeds": Rule(ge=0, nonempty=True),
     "val_fraction": Rule(gt=0, lt=1),
     "min_steps": Rule(ge=0),
-    "test": Rule(none=True, kind=object, check=_test_setting),
-    "test_seed": Rule(ge=0),
-    "format": Rule(kind=str, none=True, choices=_formats),
-    "energy_key": Rule(kind=str, none=True, nonempty=True),
-    "forces_key": Rule(kind=str, none=True, nonempty=True),
-    "stress_key": Rule(kind=str, none=True, nonempty=True),
+    **_SOURCE_RULES,
 }
 
 
