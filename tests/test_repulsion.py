@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_config
 from tpainn.classical.lammps_runtime import new_lammps
 from test_model import evaluate
-from tpainn.data.registry import load_frames
+from tpainn.data import load_frames
 from tpainn.model import PaiNN
 from tpainn.model.repulsion import ShortRangeRepulsion
 from tpainn.train import load_model, train

@@ -9,19 +9,19 @@ from typing import List, Optional
 
 
 def _data(args: argparse.Namespace) -> None:
-    from tpainn.data import hdf5, registry
+    from tpainn.data import DATASETS, convert, list_table
 
     if args.data_command == "list":
-        print(registry.list_table())
+        print(list_table())
     elif args.data_command == "info":
-        from tpainn.data.summary import describe_source
+        from tpainn.data.summary import describe_source, info
 
-        if args.name in registry.DATASETS and not args.frames:
-            print(registry.info(args.name))
+        if args.name in DATASETS and not args.frames:
+            print(info(args.name))
         else:
             print(describe_source(args.name, args.format, args.model, **_label_keys(args)))
     else:
-        n = hdf5.convert(args.source, args.destination, format=args.format)
+        n = convert(args.source, args.destination, format=args.format)
         print(f"wrote {n} frames to {args.destination}")
 
 
@@ -36,7 +36,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tpainn.data.sources import load_source, pool_and_test
+    from tpainn.data import load_frames
+    from tpainn.data.sources import pool_and_test
     from tpainn.dispersion import without_dispersion
     from tpainn.train import error_metrics, load_model, predict
     from tpainn.train.evaluate import format_metrics, parity_plot
@@ -45,7 +46,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise ValueError(f"--test {args.test} applies with --subset test or --subset pool, not to all frames")
     model = load_model(args.model)
     # A model trained without D3 is scored against DFT minus D3 (the same force errors as model + D3 against DFT).
-    frames = load_source(args.data, args.format, **_label_keys(args))
+    frames = load_frames(args.data, args.format, **_label_keys(args))
     frames = without_dispersion(frames, model.hyperparameters["dispersion"], args.data)
     if args.subset != "all":
         test = _evaluation_split(args)

@@ -40,7 +40,7 @@ from tpainn.classical.water import (
 from tpainn.data.errors import DataError
 from tpainn.data.hdf5 import H5Frames, write_frames
 from tpainn.data.labels import attach_labels
-from tpainn.data.registry import sha256_of
+from tpainn.data.dataset_files import sha256_of
 
 HH_WINDOW_A = (1.0, 1.6)  # the intermolecular H–H distance a turned molecule is given
 MIN_OH_A = 1.4  # no intermolecular O–H closer than this in a turned frame (a proton transfer is no contact)

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import get_distances
 
-from tpainn.data.sources import load_source
+from tpainn.data.frames import load_frames
 
 # O–H distance below which an H belongs to an O (water's is 0.96-1.0 Å; the next O is 1.6 Å away or more).
 OH_BOND_A = 1.25
@@ -42,7 +42,7 @@ def is_water(atoms: Atoms) -> bool:
 def classical_for(spec: str | os.PathLike, format: str | None = None, **keys: str | None) -> str:
     """The commands that generate classical pretraining data for the frames of `spec`; ValueError where tpainn has
     no classical model for them."""
-    frames = load_source(spec, format, **keys)
+    frames = load_frames(spec, format, **keys)
     checked = [frames[int(i)] for i in np.unique(np.linspace(0, len(frames) - 1, min(_CHECKED_FRAMES, len(frames))).astype(int))]
     if not all(is_water(atoms) for atoms in checked):
         formulas = Counter(atoms.get_chemical_formula() for atoms in checked)

@@ -358,9 +358,9 @@ def _sample_task(task):
 
 def _qm9_ids() -> np.ndarray:
     """All QM9 ids in load order (ascending): the order standard_split's frame indices refer to."""
-    from tpainn.data.readers import _qm9_table
+    from tpainn.data.formats.qm9 import qm9_table
 
-    return _qm9_table().index.to_numpy(dtype=np.int64)
+    return qm9_table().index.to_numpy(dtype=np.int64)
 
 
 def qm9_test_ids() -> np.ndarray:
@@ -571,7 +571,7 @@ def generate_qm9(
     done_before = int(metadata["molecules_done"])
     frames_before = len(metadata["qm9_index"])
 
-    from tpainn.data.readers import read_qm9
+    from tpainn.data.formats.qm9 import read_qm9
 
     start = time.perf_counter()
     with _mapper(workers) as sample_all, tqdm(
@@ -634,7 +634,7 @@ def verify_frames(
     difference (step fd_step Å) of the MMFF94 energy. `passed` is True when every deviation is
     within energy_tol, force_tol and fd_tol (eV, eV/Å, eV/Å) and the frame is non-periodic.
     """
-    from tpainn.data.readers import read_qm9
+    from tpainn.data.formats.qm9 import read_qm9
 
     if not (isinstance(fd_step, (int, float)) and math.isfinite(fd_step) and fd_step > 0):
         raise ValueError(f"fd_step must be a positive length in Å, got {fd_step!r}")

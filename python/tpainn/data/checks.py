@@ -7,9 +7,12 @@ Every failure is a DataError whose message starts with `where` (the file, and th
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols
 
 from tpainn.data.errors import DataError
 from tpainn.data.labels import stress_of
@@ -18,6 +21,8 @@ from tpainn.data.labels import stress_of
 # or divide by zero. Real cells are Ångströms to nanometres.
 MIN_CELL_LENGTH_A = 1e-3
 MAX_ATOMIC_NUMBER = len(chemical_symbols) - 1
+# ase.data.chemical_symbols[0] is the dummy element "X", which no dataset should contain.
+_ELEMENT_SYMBOLS = frozenset(chemical_symbols[1:])
 
 
 def _not_finite(array: np.ndarray) -> str:
@@ -101,3 +106,18 @@ def check_count(count: int, what: str, bytes_left: int, min_bytes_each: int, whe
             f"(at least {min_bytes_each} bytes each): the count is wrong or the file is truncated"
         )
     return count
+
+
+def existing_file(path: str | os.PathLike) -> Path:
+    """`path` as a Path if it is a file; DataError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    return path
+
+
+def atomic_number(symbol: str, where: str) -> int:
+    """The atomic number of an element symbol; DataError for anything that is not one."""
+    if symbol not in _ELEMENT_SYMBOLS:
+        raise DataError(f"{where}: unknown element symbol {symbol!r}")
+    return atomic_numbers[symbol]

@@ -45,8 +45,6 @@ H5_SUFFIXES = (".h5", ".hdf5")
 # Chunks of ~100 kB: reading one frame touches one or two chunks, and appends grow the file in steps.
 _ATOMS_PER_CHUNK = 4096
 _FRAMES_PER_CHUNK = 1024
-# convert() streams frames through memory in batches of this many.
-_CONVERT_BATCH_FRAMES = 1024
 # What h5py raises on a damaged file (a truncated or overwritten block, a broken link or attribute):
 # readers turn these into a DataError naming the file.
 _DAMAGE_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError)
@@ -345,26 +343,3 @@ class H5Frames(Sequence):
 
     def __repr__(self) -> str:
         return f"H5Frames({str(self.path)!r}, {self._n_frames} frames)"
-
-
-def convert(src: str | os.PathLike, dst: str | os.PathLike, format: str | None = None) -> int:
-    """Write every frame of `src` (a registry name or a file in any readable format) to the HDF5 file `dst`.
-
-    Returns the number of frames written. Frames go through memory in batches, so an HDF5 source
-    larger than memory can be re-written too.
-    """
-    # registry imports this module (load_frames returns H5Frames), so import it at call time.
-    from tpainn.data.readers import read
-    from tpainn.data.registry import load_frames, provenance
-
-    dst = Path(dst)
-    if dst.suffix.lower() not in H5_SUFFIXES:
-        raise DataError(f"{dst}: the destination must be an HDF5 file ending in {' or '.join(H5_SUFFIXES)}")
-    if Path(src).exists() and dst.exists() and dst.samefile(src):
-        raise DataError(f"{dst}: the destination is the source; write to another file")
-    frames = load_frames(src) if format is None else read(src, format=format)
-    metadata = {"converted_from": str(src), **provenance(str(src))}
-    write_frames(dst, frames[:_CONVERT_BATCH_FRAMES], metadata=metadata)
-    for start in range(_CONVERT_BATCH_FRAMES, len(frames), _CONVERT_BATCH_FRAMES):
-        write_frames(dst, frames[start : start + _CONVERT_BATCH_FRAMES], append=True)
-    return len(frames)

@@ -26,10 +26,9 @@ import numpy as np
 from ase import Atoms
 from torch.utils.data import Subset
 
-from tpainn.data.errors import DataError
-from tpainn.data.hdf5 import H5Frames
-from tpainn.data.readers import KEYED_FORMATS, detect_format, read
-from tpainn.data.registry import DATASETS, get_dataset, load_dataset, sha256_of, standard_split
+from tpainn.data.dataset_files import sha256_of
+from tpainn.data.frames import load_frames, no_such_source
+from tpainn.data.registry import DATASETS, standard_split
 
 LABEL_KEYS = ("energy_key", "forces_key", "stress_key")
 _hashes: dict[tuple[str, int, int], str] = {}
@@ -38,29 +37,6 @@ _hashes: dict[tuple[str, int, int], str] = {}
 def label_keys(data: dict[str, Any]) -> dict[str, str | None]:
     """The label keys of a config's `data` section (None where not given)."""
     return {key: data.get(key) for key in LABEL_KEYS}
-
-
-def load_source(spec: str | os.PathLike, format: str | None = None, **keys: str | None) -> Sequence[Atoms]:
-    """The frames of a frame source: a list (registry, files), or a lazy H5Frames for an HDF5 store."""
-    spec = str(spec)
-    if spec in DATASETS:
-        if format is not None:
-            raise DataError(f"{spec}: a registry dataset is read in its own format ({get_dataset(spec).format}), not {format}")
-        return load_dataset(spec)
-    path = Path(spec)
-    if not path.exists():
-        _missing(spec)
-    format = format or detect_format(path)
-    if format == "h5":
-        return H5Frames(path)
-    return read(path, format, **(keys if format in KEYED_FORMATS else {}))
-
-
-def _missing(spec: str) -> None:
-    """DataError for a source that is neither: a bare name reads as a dataset name, anything else as a path."""
-    if "/" not in spec and not Path(spec).suffix:
-        raise DataError(f"unknown dataset {spec!r} (and no file or folder of that name); known datasets: {', '.join(DATASETS)}")
-    raise DataError(f"{spec}: no such file or folder")
 
 
 # ------------------------------------------------------------------------------------------- naming
@@ -97,7 +73,7 @@ def source_record(spec: str | os.PathLike) -> dict[str, Any]:
         files = [(str(f.relative_to(path)), _file_sha256(f)) for f in path.rglob("*") if f.is_file()]
         return {"source": str(path.resolve()), "kind": "folder", "sha256": _manifest_sha256(files)}
     if not path.is_file():
-        _missing(spec)
+        raise no_such_source(spec)
     return {"source": str(path.resolve()), "kind": "file", "sha256": _file_sha256(path)}
 
 
@@ -179,7 +155,7 @@ def pool_and_test(data: dict[str, Any], frames: Sequence[Atoms]) -> tuple[np.nda
         return pool, Subset(frames, test_indices.tolist())
     if test is None:
         return np.arange(len(frames)), None
-    test_frames = load_source(test, data.get("format"), **label_keys(data))
+    test_frames = load_frames(test, data.get("format"), **label_keys(data))
     check_held_out(frames, test_frames, dataset, str(test))
     return np.arange(len(frames)), test_frames
 

@@ -1,6 +1,7 @@
-"""`tpainn data info FILE`: what a frame source holds, in tpainn's units, and what tpainn will refuse of it.
+"""`tpainn data info`: what the registry knows about a dataset (info), and what a frame source holds, in
+tpainn's units, and what tpainn will refuse of it (describe_source).
 
-The file is read exactly as training reads it (tpainn.data.sources.load_source), so a frame the readers refuse
+A source is read exactly as training reads it (tpainn.data.frames.load_frames), so a frame the readers refuse
 is reported as the readers' one-line error; everything below is what the readable frames look like.
 """
 
@@ -17,9 +18,11 @@ from ase.data import chemical_symbols
 
 from tpainn.data.graph import species_of
 from tpainn.data.labels import stress_of
+from tpainn.data.dataset_files import location
+from tpainn.data.frames import load_frames
 from tpainn.data.readers import detect_format
-from tpainn.data.sources import load_source, source_record
-from tpainn.data.registry import DATASETS
+from tpainn.data.registry import DATASETS, get_dataset
+from tpainn.data.sources import source_record
 
 KBAR = 1e8 * ase.units.Pascal  # eV/Å³
 
@@ -102,7 +105,7 @@ def describe_source(spec: str | os.PathLike, format: str | None = None, model: s
                     **keys: str | None) -> str:  # fmt: skip
     """A report of a frame source (a file, folder or registry name) for `tpainn data info`."""
     spec = str(spec)
-    frames = load_source(spec, format, **keys)
+    frames = load_frames(spec, format, **keys)
     frames = frames if isinstance(frames, list) else list(frames)
     record = source_record(spec)
     numbers_of_atoms = np.array([len(atoms) for atoms in frames])
@@ -146,4 +149,27 @@ def describe_source(spec: str | os.PathLike, format: str | None = None, model: s
     lines.append("units:           eV, Å, eV/Å, eV/Å³ (converted from the file's own units by the reader)")
     lines += [f"refused:         {text}" for text in refused] or ["refused:         nothing"]
     lines += [f"note:            {text}" for text in notes]
+    return "\n".join(lines)
+
+
+def info(name: str) -> str:
+    """Everything the registry knows about one dataset, for `tpainn data info NAME`."""
+    dataset = get_dataset(name)
+    lines = [
+        f"name:            {dataset.name}",
+        f"description:     {dataset.description}",
+        f"format:          {dataset.format}",
+        f"original units:  {dataset.original_units} (loaded as eV, Angstrom, eV/Angstrom)",
+        f"frames:          {dataset.n_frames:,}",
+        f"test split:      {dataset.test_split.describe(dataset.n_frames)}",
+        f"licence:         {dataset.licence}",
+        f"citation:        {dataset.citation}",
+        f"source:          {dataset.source.repository} @ {dataset.source.revision}",
+        f"location:        {location(dataset)}",
+    ]
+    if dataset.dispersion:
+        lines.append(f"dispersion:      {dataset.dispersion} (in the labels; subtract with model.dispersion)")
+    if dataset.files:
+        lines.append(f"files ({len(dataset.files)}):")
+        lines += [f"  {file.path}  sha256 {file.sha256}\n    {file.url}" for file in dataset.files]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from pathlib import Path
 import ase.io
 from ase.data import chemical_symbols
 
-from tpainn.data.sources import load_source
+from tpainn.data.frames import load_frames
 from tpainn.model.d3_spec import parse as parse_dispersion
 
 VACUUM_A = 10.0
@@ -31,7 +31,7 @@ def write_lammps_input(model: str | os.PathLike, structure: str | os.PathLike, o
 
     model = Path(model).resolve()
     metadata = load_model(model).metadata
-    frames = load_source(structure, format, **keys)
+    frames = load_frames(structure, format, **keys)
     if not -len(frames) <= frame < len(frames):
         raise ValueError(f"{structure}: no frame {frame} (it has {len(frames)})")
     atoms = frames[frame % len(frames)].copy()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tpainn import dispersion
-from tpainn.data.registry import sha256_of
+from tpainn.data.dataset_files import sha256_of
 from tpainn.classical.water import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
 
 # Atom types of the data file, in type order (pair_coeff * * maps them to the model's species).

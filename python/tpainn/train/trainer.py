@@ -17,8 +17,8 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from tpainn.data import atom_energies
-from tpainn.data.sources import label_keys, load_source, pool_and_test, sources_of
+from tpainn.data import atom_energies, load_frames
+from tpainn.data.sources import label_keys, pool_and_test, sources_of
 from tpainn.dispersion import without_dispersion
 from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
 from tpainn.model import PaiNN
@@ -41,7 +41,7 @@ def split_frames(config: Dict[str, Any]) -> Tuple[Sequence, Sequence, Optional[S
     data, split = config["data"], config["split"]
     dataset = data["dataset"]
     # With model.dispersion, the labels are DFT minus D3 (cached per frame); D3 is added back at run time.
-    frames = without_dispersion(load_source(dataset, data.get("format"), **label_keys(data)), config["model"]["dispersion"], dataset)
+    frames = without_dispersion(load_frames(dataset, data.get("format"), **label_keys(data)), config["model"]["dispersion"], dataset)
     pool, test_frames = pool_and_test(data, frames)
     if isinstance(data["test"], str) and data["test"] != "standard":  # a test set of its own
         test_frames = without_dispersion(test_frames, config["model"]["dispersion"], data["test"])

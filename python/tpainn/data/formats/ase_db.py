@@ -9,12 +9,11 @@ frame is checked as the other readers check theirs (tpainn.data.checks).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from tpainn.data.checks import check_frame, check_geometry
+from tpainn.data.checks import check_frame, check_geometry, existing_file
 from tpainn.data.errors import DataError
 from tpainn.data.labels import attach_labels
 
@@ -58,9 +57,7 @@ def read_ase_db(path: str | os.PathLike, energy_key: str | None = None, forces_k
     """Every row of an ASE database, in id order, as a labelled frame (see the module docstring)."""
     import ase.db
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path = existing_file(path)
     try:
         with ase.db.connect(path, type="db") as db:
             rows = list(db.select(sort="id"))

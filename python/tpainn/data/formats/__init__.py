@@ -1,0 +1,1 @@
+"""One module per file format; tpainn.data.readers picks the one a path needs."""
