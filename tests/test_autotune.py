@@ -10,7 +10,7 @@ from conftest import batch_of, tiny_config, water_box
 from tpainn.cli import main as cli
 from tpainn.data.graph import model_inputs
 from tpainn.model import PaiNN
-from tpainn.train import load_model, train
+from tpainn.train import load_trained, train
 from tpainn.train.autotune import refit_reference_energies
 from tpainn.train.checkpoint import model_file, save_atomic
 
@@ -67,7 +67,7 @@ def autotune_config(tmp_path, pretrained_model, name, **autotune):
 
 def test_frozen_layers_stay_bit_identical(tmp_path, pretrained_model):
     train(autotune_config(tmp_path, pretrained_model, "frozen", strategy="freeze", frozen_layers=1))
-    before, after = load_model(pretrained_model).state_dict(), load_model(tmp_path / "frozen" / "model.pt").state_dict()
+    before, after = load_trained(pretrained_model).state_dict(), load_trained(tmp_path / "frozen" / "model.pt").state_dict()
     frozen = ("representation.embedding.", "representation.layers.0.", "representation.filter_nets.0.")
     n_frozen = 0
     for name, tensor in before.items():
@@ -84,7 +84,7 @@ def test_autotune_command_records_provenance(tmp_path, pretrained_model):
     overrides = [f"{section}.{k}={v}" for section in ("model", "split", "optimizer") for k, v in config[section].items()]
     overrides += ["autotune.strategy=warmup", "autotune.warmup_epochs=1", "epochs=2", f"output_dir={tmp_path / 'cli'}"]
     assert cli(["autotune", "--from", str(pretrained_model), "--data", "water-deepmd", *overrides]) == 0
-    provenance = load_model(tmp_path / "cli" / "model.pt").provenance
+    provenance = load_trained(tmp_path / "cli" / "model.pt").provenance
     assert provenance["mode"] == "autotuned" and provenance["strategy"] == "warmup"
     assert provenance["datasets"] == ["water-deepmd"] and provenance["pretrained"]["datasets"] == ["water-revpbe0-d3"]
     lrs = [float(row.split(",")[1]) for row in (tmp_path / "cli" / "metrics.csv").read_text().splitlines()[1:]]

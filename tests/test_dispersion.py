@@ -13,7 +13,7 @@ from ase.build import molecule
 from conftest import strain_derivative
 from test_lammps_plugin import box_commands, lower_triangular
 from test_model import make_model
-from tpainn import TPaiNNCalculator, dispersion, load_model
+from tpainn import TPaiNNCalculator, dispersion, load_exported
 from tpainn.classical.lammps_runtime import new_lammps
 from tpainn.data import load_frames
 from tpainn.data.labels import attach_labels, stress_of
@@ -175,8 +175,8 @@ def test_autotuning_may_add_dispersion_to_a_pretrained_model(tmp_path):
 
 
 def test_exported_metadata_records_the_dispersion(models, tmp_path):
-    assert load_model(models["d3"]).metadata["dispersion"] == "d3(zero):revpbe0:15"
-    assert load_model(models["plain"]).metadata["dispersion"] == "none"
+    assert load_exported(models["d3"]).metadata["dispersion"] == "d3(zero):revpbe0:15"
+    assert load_exported(models["plain"]).metadata["dispersion"] == "none"
     assert make_model(dispersion=SPEC).hyperparameters["dispersion"] == "d3(zero):revpbe0:15"
     # A file exported before the key existed reads as "none".
     extra = {FORMAT_FILE: "", METADATA_FILE: ""}
@@ -186,7 +186,7 @@ def test_exported_metadata_records_the_dispersion(models, tmp_path):
     old = tmp_path / "old.pt"
     extra[METADATA_FILE] = json.dumps(metadata)
     torch.jit.save(module, str(old), _extra_files=extra)
-    assert load_model(old).metadata["dispersion"] == "none"
+    assert load_exported(old).metadata["dispersion"] == "none"
 
 
 def test_calculator_adds_d3(models, frame):

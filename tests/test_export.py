@@ -1,4 +1,4 @@
-"""Export: metadata, the CLI round trip, tpainn.load_model, and clear errors for bad files and inputs."""
+"""Export: metadata, the CLI round trip, tpainn.load_exported, and clear errors for bad files and inputs."""
 
 import json
 
@@ -9,11 +9,11 @@ from ase import Atoms
 
 from conftest import batch_of, water_box
 from test_model import make_model
-from tpainn import TPaiNNCalculator, load_model
+from tpainn import TPaiNNCalculator, load_exported
 from tpainn.cli import main as cli
 from tpainn.data.graph import model_inputs
 from tpainn.export import FORMAT_FILE, FORMAT_VERSION, export_model
-from tpainn.train import load_model as load_trained_model
+from tpainn.train import load_trained
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def exported(tmp_path_factory):
 def test_cli_export_round_trip(tmp_path, pretrained_model):
     output = tmp_path / "water.pt"
     assert cli(["export", str(pretrained_model), "-o", str(output)]) == 0
-    loaded = load_model(output)
+    loaded = load_exported(output)
     meta = loaded.metadata
     assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == FORMAT_VERSION == 3
     assert meta["repulsion"].startswith("ZBL below the training data")
@@ -39,14 +39,14 @@ def test_cli_export_round_trip(tmp_path, pretrained_model):
     assert list(calc.engine.species) == ["H", "O"] and calc.engine.cutoff == 3.0 and calc.engine.n_interactions == 2
     assert json.loads(calc.engine.metadata_json) == meta
     atoms.calc = calc
-    trained = load_trained_model(pretrained_model)
+    trained = load_trained(pretrained_model)
     ref = trained(*model_inputs(batch_of([atoms], 3.0)), compute_forces=True)
     assert atoms.get_potential_energy() == pytest.approx(ref["energy"].item(), abs=1e-10)
     np.testing.assert_allclose(atoms.get_forces(), ref["forces"].detach().numpy(), rtol=0, atol=1e-10)
     assert meta["fused_operators"] == ["tpainn::painn_message"]
     # --unfused: plain TorchScript operators, the same function.
     assert cli(["export", str(pretrained_model), "-o", str(tmp_path / "plain.pt"), "--unfused"]) == 0
-    assert load_model(tmp_path / "plain.pt").metadata["fused_operators"] == []
+    assert load_exported(tmp_path / "plain.pt").metadata["fused_operators"] == []
     plain = water_box(8, 6.0, seed=1)
     plain.calc = TPaiNNCalculator(tmp_path / "plain.pt")
     assert plain.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-10)
@@ -70,7 +70,7 @@ def bad_files(tmp_path, pretrained_model):
 
 def test_bad_model_files_give_clear_errors(tmp_path, pretrained_model):
     for path, error, message in bad_files(tmp_path, pretrained_model):
-        for load in (load_model, TPaiNNCalculator):
+        for load in (load_exported, TPaiNNCalculator):
             with pytest.raises(error, match=message) as info:
                 load(path)
             assert str(path) in str(info.value)

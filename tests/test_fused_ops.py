@@ -12,7 +12,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from conftest import batch_of, water_box
 from test_engine import SYSTEMS
 from test_model import make_model
-from tpainn import TPaiNNCalculator, _C, load_model
+from tpainn import TPaiNNCalculator, _C, load_exported
 from tpainn.data.graph import model_inputs
 from tpainn.export import FORMAT_FILE, FORMAT_VERSION, METADATA_FILE, export_model
 from tpainn.model.fused import fuse
@@ -113,7 +113,7 @@ def test_bad_operator_inputs_give_clear_errors():
 def test_engine_matches_eager_model(fused, tmp_path):
     model = make_model()
     path = export_model(model, tmp_path / "model.pt", fused=fused)
-    assert load_model(path).metadata["fused_operators"] == (["tpainn::painn_message"] if fused else [])
+    assert load_exported(path).metadata["fused_operators"] == (["tpainn::painn_message"] if fused else [])
     for system in ("triclinic water", "molecule"):
         atoms = SYSTEMS[system]()
         ref = evaluate(model, atoms)
@@ -131,7 +131,7 @@ def test_fused_export_without_the_extension_gives_a_clear_error(tmp_path):
         "import tpainn.export as export\n"
         "def unavailable(): raise ImportError('tpainn._C: simulated')\n"
         "export.load_extension = unavailable\n"
-        f"export.load_model({str(path)!r})\n"
+        f"export.load_exported({str(path)!r})\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode != 0

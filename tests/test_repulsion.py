@@ -10,7 +10,7 @@ from test_model import evaluate
 from tpainn.data import load_frames
 from tpainn.model import PaiNN
 from tpainn.model.repulsion import ShortRangeRepulsion
-from tpainn.train import load_model, train
+from tpainn.train import load_trained, train
 from tpainn.train.trainer import split_frames
 
 
@@ -91,7 +91,7 @@ def test_onsets_are_the_shortest_distances_of_the_data(data_dir):
 
 
 def test_training_fits_the_onsets_and_autotuning_only_lowers_them(pretrained_model, tmp_path, data_dir):
-    pretrained = load_model(pretrained_model)
+    pretrained = load_trained(pretrained_model)
     assert pretrained.hyperparameters["repulsion"] == "zbl"
     config, _ = tiny_config(tmp_path, "pretrain-check", 1)
     config["model"]["n_interactions"] = 2
@@ -105,7 +105,7 @@ def test_training_fits_the_onsets_and_autotuning_only_lowers_them(pretrained_mod
     config["autotune"]["from"] = str(pretrained_model)
     config["split"]["seed"] = 7  # other frames than the pretraining's
     train(config)
-    autotuned = load_model(tmp_path / "autotuned" / "model.pt")
+    autotuned = load_trained(tmp_path / "autotuned" / "model.pt")
     new_frames, _, _ = split_frames(config)
     fresh.set_repulsion("zbl", new_frames)  # the minimum over both frame sets
     torch.testing.assert_close(autotuned.repulsion.onsets, fresh.repulsion.onsets, rtol=0, atol=0)

@@ -10,7 +10,7 @@ from tpainn.data.errors import DataError
 from tpainn.data.graph import atoms_to_graph, model_inputs
 from tpainn.data.labels import attach_labels
 from tpainn.model import PaiNN
-from tpainn.train import load_model, train
+from tpainn.train import load_trained, train
 from tpainn.train.checkpoint import model_file, save_atomic
 from tpainn.train.evaluate import error_metrics, predict
 from tpainn.train.replay import Replay
@@ -77,7 +77,7 @@ def stress_fit_config(tmp_path, name, stress_weight, classical_file):
 
 def final_model(run_dir):
     """The weights after the last epoch (model.pt holds the best epoch's, chosen on two frames: noisy)."""
-    model = load_model(run_dir / "model.pt")
+    model = load_trained(run_dir / "model.pt")
     model.load_state_dict(torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"])
     return model
 
@@ -137,7 +137,7 @@ def test_replay_batches_hold_both_kinds_of_frame_with_their_own_energy_zero(tmp_
     assert batch["weight"].tolist() == [1.0, 1.0, 0.5, 0.5, 0.5]
     assert batch["stress_mask"].tolist() == [False, False, True, True, True]
     # With the replayed frames' offsets, the model predicts the classical energies as the pretrained model does.
-    pretrained_model = load_model(pretrained)
+    pretrained_model = load_trained(pretrained)
     out = model(*model_inputs(batch), compute_forces=False)
     out_pretrained = pretrained_model(*model_inputs(batch), compute_forces=False)
     assert batch["energy_offset"][:2].tolist() == [0.0, 0.0]
@@ -145,7 +145,7 @@ def test_replay_batches_hold_both_kinds_of_frame_with_their_own_energy_zero(tmp_
     np.testing.assert_allclose((out["energy"] + batch["energy_offset"])[2:].detach(), out_pretrained["energy"][2:].detach(), rtol=1e-10)
     # Replay runs end to end and records its source.
     train(config)
-    assert load_model(tmp_path / "replay" / "model.pt").provenance["replay"] == str(classical_file)
+    assert load_trained(tmp_path / "replay" / "model.pt").provenance["replay"] == str(classical_file)
 
 
 def test_a_separate_replay_head_scores_the_replayed_frames_alone(tmp_path, classical_file):
@@ -171,7 +171,7 @@ def test_a_separate_replay_head_scores_the_replayed_frames_alone(tmp_path, class
     train(config)
     trained = torch.load(tmp_path / "heads" / "model.pt", weights_only=True)
     assert not any(key.startswith("heads.") for key in trained["state_dict"])  # the potential is the DFT head
-    load_model(tmp_path / "heads" / "model.pt")
+    load_trained(tmp_path / "heads" / "model.pt")
     checkpoint = torch.load(tmp_path / "heads" / "checkpoint.pt", weights_only=True)
     assert any(key.startswith("heads.") for key in checkpoint["model"])  # a resumed run keeps training it
 
@@ -189,7 +189,7 @@ def test_l2sp_keeps_the_weights_closer_to_the_pretrained_ones(tmp_path, pretrain
         config["model"]["n_interactions"] = 2
         train(config)
         tuned = torch.load(tmp_path / f"l2sp{strength:g}" / "checkpoint.pt", weights_only=False)["model"]
-        start = load_model(pretrained_model).state_dict()
+        start = load_trained(pretrained_model).state_dict()
         distances[strength] = sum(float(((tuned[k] - start[k]) ** 2).sum()) for k in start if k.startswith(("representation", "readout")))
     assert distances[10.0] < 0.5 * distances[0.0], distances
 
@@ -207,7 +207,7 @@ def test_ema_warm_up_forgets_the_initial_weights():
 
 
 def test_replay_of_pretraining_frames_that_are_gone_is_a_clear_error(tmp_path, pretrained_model):
-    pretrained = load_model(pretrained_model)
+    pretrained = load_trained(pretrained_model)
     moved = tmp_path / "moved.pt"
     save_atomic(model_file(pretrained, {**pretrained.provenance, "datasets": [str(tmp_path / "gone.h5")]}), moved)
     config = autotune_config(tmp_path, moved, "gone", replay={"data": "pretraining", "n_frames": 5, "per_batch": 1, "weight": 1.0})

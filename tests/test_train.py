@@ -17,7 +17,7 @@ from ase.io import write
 from conftest import tiny_config
 from tpainn.cli import main as cli
 from tpainn.data import atom_energies, load_dataset
-from tpainn.train import fit_reference_energies, load_config, load_model, train
+from tpainn.train import fit_reference_energies, load_config, load_trained, train
 from tpainn.train.checkpoint import load_checkpoint
 from tpainn.train.reference_energies import fit_energy_scale
 
@@ -70,7 +70,7 @@ def test_model_covers_elements_only_the_test_set_has(tmp_path, data_dir):
     config["data"]["test"] = str(tmp_path / "test.extxyz")
     with pytest.warns(UserWarning, match=r"element\(s\) F occur in none of the 4 training frames"):
         metrics = train(config)
-    assert load_model(tmp_path / "f" / "model.pt").species == ["H", "O", "F"]
+    assert load_trained(tmp_path / "f" / "model.pt").species == ["H", "O", "F"]
     assert metrics["n_frames"] == 2 and np.isfinite(metrics["energy_per_atom_mae"])
 
 
@@ -123,7 +123,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, data_dir):
     rows = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()
     assert len(rows) == epochs + 1 and rows[1].startswith("1,") and rows[-1].startswith(f"{epochs},")
     # The tiny model did learn something: held-out force error below the force RMS of the data.
-    assert reference_metrics["forces_mae"] < 0.9 * load_model(tmp_path / "uninterrupted" / "model.pt").energy_scale.item()
+    assert reference_metrics["forces_mae"] < 0.9 * load_trained(tmp_path / "uninterrupted" / "model.pt").energy_scale.item()
 
 
 def test_train_refuses_to_overwrite_and_resume_with_other_config(tmp_path, data_dir):

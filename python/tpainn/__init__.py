@@ -9,12 +9,12 @@ import importlib
 
 __version__ = "0.1.0"
 
-# name -> module that defines it. load_model loads exported models; tpainn.train.load_model training outputs.
+# name -> module that defines it (tpainn.train.load_trained loads training outputs, load_exported exported files).
 _PUBLIC = {
     "PaiNN": "tpainn.model",
     "TPaiNNCalculator": "tpainn.calculator",
     "export_model": "tpainn.export",
-    "load_model": "tpainn.export",
+    "load_exported": "tpainn.export",
     "neighbor_list": "tpainn.neighbors",
 }
 __all__ = [*_PUBLIC, "__version__"]

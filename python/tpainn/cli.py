@@ -39,12 +39,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     from tpainn.data import load_frames
     from tpainn.data.sources import pool_and_test
     from tpainn.dispersion import without_dispersion
-    from tpainn.train import error_metrics, load_model, predict
+    from tpainn.train import error_metrics, load_trained, predict
     from tpainn.train.evaluate import format_metrics, parity_plot
 
     if args.subset == "all" and args.test is not None:
         raise ValueError(f"--test {args.test} applies with --subset test or --subset pool, not to all frames")
-    model = load_model(args.model)
+    model = load_trained(args.model)
     # A model trained without D3 is scored against DFT minus D3 (the same force errors as model + D3 against DFT).
     frames = load_frames(args.data, args.format, **_label_keys(args))
     frames = without_dispersion(frames, model.hyperparameters["dispersion"], args.data)

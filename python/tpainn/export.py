@@ -1,7 +1,7 @@
 """TorchScript export of a trained model, with the metadata that makes the file self-contained.
 
 An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
-("tpainn-exported-model 3", the format tag and version that `load_model` below and the C++ engine
+("tpainn-exported-model 3", the format tag and version that `load_exported` below and the C++ engine
 (csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
 layers, units, network dtype, the D3 dispersion to add back, the tpainn operators the file calls, versions and
 the training provenance, for people and tools; the engine reads what it needs from the scripted model's own
@@ -79,9 +79,9 @@ def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path], fused
     if Path(output).is_dir():
         raise IsADirectoryError(f"{output}: is a folder; give the file to write, e.g. {Path(output) / 'model-exported.pt'}")
     if not isinstance(model, PaiNN):
-        from tpainn.train import load_model as load_trained_model
+        from tpainn.train import load_trained
 
-        model = load_trained_model(model)
+        model = load_trained(model)
     metadata = export_metadata(model, fused)
     # Scripting a copy leaves the caller's model (possibly in training mode) untouched.
     scripted = torch.jit.script((fuse(model) if fused else copy.deepcopy(model)).eval())
@@ -117,10 +117,10 @@ class ExportedModel:
         return self.metadata["cutoff"]
 
 
-def load_model(path: Union[str, Path], device: str = "cpu") -> ExportedModel:
+def load_exported(path: Union[str, Path], device: str = "cpu") -> ExportedModel:
     """Load an exported T-PaiNN model (`tpainn export`) and check its format, as the C++ engine does.
 
-    Not to be confused with `tpainn.train.load_model`, which loads the training outputs (model.pt,
+    Not to be confused with `tpainn.train.load_trained`, which loads the training outputs (model.pt,
     checkpoint.pt) as an eager `PaiNN` for further training or evaluation.
     """
     path = Path(path)

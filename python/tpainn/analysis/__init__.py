@@ -41,6 +41,7 @@ from tpainn.analysis.pressure import pressure
 from tpainn.analysis.rdf import first_peak, rdfs
 from tpainn.analysis.report import EXPERIMENT, write_report
 from tpainn.analysis.rundir import Run, open_run
+from tpainn.md.lammps_input import SUMMARY
 
 PROPERTIES = ("density", "diffusion", "rdf", "pressure", "contacts")
 
@@ -87,7 +88,7 @@ def analyze(run_dir: str | Path, properties: tuple[str, ...] = PROPERTIES, equil
 def _model_label(run_dir: Path) -> str | None:
     """The model's label from summary.json, if there is a readable one (the row of a run that failed)."""
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / SUMMARY).read_text())
         return summary.get("model") if isinstance(summary, dict) else None
     except (OSError, ValueError):
         return None

@@ -15,11 +15,10 @@ from MDAnalysis.lib.distances import distance_array
 
 from tpainn.analysis.integrity import check_trajectory
 from tpainn.analysis.thermo import read_thermo, stage_rows
-from tpainn.md.lammps_input import LOG, last_error
+from tpainn.md.lammps_input import LOG, SUMMARY, last_error
 
 TOPOLOGY = "system.data"
 TRAJECTORIES = ("trajectory.dcd", "trajectory.lammpstrj")
-SUMMARY = "summary.json"
 SUMMARY_KEYS = ("units", "timestep_fs", "stages", "n_molecules", "temperature_K", "model")
 STAGE_KEYS = ("name", "ensemble", "first_step", "last_step", "thermo_every", "dump_every")
 # Columns of the Atoms section of a data file, per atom_style (LAMMPS names the style in `Atoms # STYLE`).

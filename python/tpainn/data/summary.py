@@ -138,9 +138,9 @@ def describe_source(spec: str | os.PathLike, format: str | None = None, model: s
     if spec not in DATASETS:
         refused.append("data.test=standard (a file has no standard split): give a test file or a fraction (data.test=0.2)")
     if model is not None:
-        from tpainn.train.checkpoint import load_model
+        from tpainn.train.checkpoint import load_trained
 
-        known = load_model(model).species
+        known = load_trained(model).species
         missing = [s for s in species if s not in known]
         if missing:
             refused.append(f"autotuning from {model}: it does not know {', '.join(missing)} (its species: {', '.join(known)})")

@@ -24,6 +24,8 @@ LOG = "log.lammps"
 # Starts the part of the log a continuation appends: ERROR lines above it belong to an attempt since replaced.
 CONTINUATION_MARKER = "# tpainn md: continued"
 DATA = "system.data"
+# The run's record (settings, stages, potential), written by tpainn.md.water and read by tpainn.analysis.
+SUMMARY = "summary.json"
 # The analysis needs Step Temp PotEng Press Volume; the rest is for people reading the log.
 THERMO_STYLE = "thermo_style custom step temp pe ke etotal press vol density"
 # All digits of a double in the log (energies are compared with other codes); flush: the log is the progress.

@@ -27,10 +27,10 @@ def write_lammps_input(model: str | os.PathLike, structure: str | os.PathLike, o
                        temperature_K: float = 300.0, steps: int = 1000, timestep_fs: float = 0.5, seed: int = 12345,
                        format: str | None = None, **keys: str | None) -> Path:  # fmt: skip
     """Write system.data and in.lammps into `output`; returns the path of in.lammps."""
-    from tpainn.export import load_model
+    from tpainn.export import load_exported
 
     model = Path(model).resolve()
-    metadata = load_model(model).metadata
+    metadata = load_exported(model).metadata
     frames = load_frames(structure, format, **keys)
     if not -len(frames) <= frame < len(frames):
         raise ValueError(f"{structure}: no frame {frame} (it has {len(frames)})")

@@ -75,9 +75,9 @@ def tpainn_potential(path: Path, device: str | None, dtype: str | None) -> Poten
             f"model {str(path)!r}: no such file, and not a classical water model (choose one of "
             f"{', '.join(MODELS)} or a T-PaiNN model exported with `tpainn export`)"
         )
-    from tpainn.export import load_model
+    from tpainn.export import load_exported
 
-    metadata = load_model(path).metadata  # ValueError with the reason if it is no exported T-PaiNN model
+    metadata = load_exported(path).metadata  # ValueError with the reason if it is no exported T-PaiNN model
     species = metadata["species"]
     missing = [element for element in TYPE_ELEMENTS if element not in species]
     if missing:

@@ -29,14 +29,13 @@ from tpainn.classical.lammps_runtime import lammps_version
 from tpainn.classical.water import box_length, write_data_file
 from tpainn.md.checkpoints import (CHECKPOINTS, Checkpoint, StartPoint, finished_stages, read_checkpoints,
                                    remove_superseded_restarts, start_point)  # fmt: skip
-from tpainn.md.lammps_input import CONTINUATION_MARKER, DATA, LOG, input_script, last_error
+from tpainn.md.lammps_input import CONTINUATION_MARKER, DATA, LOG, SUMMARY, input_script, last_error
 from tpainn.md.packing import pack_water_box
 from tpainn.md.potentials import TYPE_ELEMENTS, Potential, resolve_potential
 from tpainn.md.programs import ExternalProgramError, find_program
 from tpainn.md.settings import MDSettings, Stage, derived_seeds, plan_stages, restart_every_steps
 from tpainn.md.trajectory import TRAJECTORY, join_segments, remove_segments
 
-SUMMARY = "summary.json"
 INPUT = "in.lammps"
 RESUME_INPUT = "in.resume.lammps"
 # What must be the same when a run directory is continued.

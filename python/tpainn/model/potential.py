@@ -17,6 +17,9 @@ from tpainn.model.radial import CosineCutoff, radial_basis
 from tpainn.model.repulsion import ShortRangeRepulsion
 from tpainn.model.representation import PaiNNRepresentation
 
+# The `dtype` hyperparameter: the network's precision (inputs, outputs and energies stay float64).
+NETWORK_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
 
 def _symbols(species: Sequence[Union[str, int]]) -> List[str]:
     symbols = []
@@ -83,7 +86,7 @@ class PaiNN(nn.Module):
         # ~scale per atom, which a force-dominated loss would take many epochs to remove.
         nn.init.zeros_(self.readout[-1].weight)
         nn.init.zeros_(self.readout[-1].bias)
-        network_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
+        network_dtype = NETWORK_DTYPES[dtype]
         self.representation.to(network_dtype)
         self.readout.to(network_dtype)
         self.register_buffer("reference_energies", torch.zeros(len(numbers), dtype=torch.float64))

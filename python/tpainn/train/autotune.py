@@ -21,7 +21,8 @@ from ase.data import chemical_symbols
 
 from tpainn.dispersion import canonical as canonical_dispersion
 from tpainn.model import PaiNN
-from tpainn.train.checkpoint import load_model
+from tpainn.model.potential import NETWORK_DTYPES
+from tpainn.train.checkpoint import load_trained
 from tpainn.train.evaluate import predict
 from tpainn.train.reference_energies import composition_matrix, prior_references, solve_references
 
@@ -31,7 +32,7 @@ STRATEGIES = ("full", "freeze", "warmup")
 def load_pretrained(config: Dict[str, Any], species: Sequence[str]) -> PaiNN:
     """The pretrained model, after checking that it knows every species of the run's frames and that
     its hyperparameters fit the config."""
-    model = load_model(config["autotune"]["from"])
+    model = load_trained(config["autotune"]["from"])
     missing = sorted(set(species) - set(model.species), key=chemical_symbols.index)
     if missing:
         raise ValueError(
@@ -50,7 +51,7 @@ def load_pretrained(config: Dict[str, Any], species: Sequence[str]) -> PaiNN:
             )
     if config["model"]["dtype"] != model.hyperparameters["dtype"]:
         model.hyperparameters["dtype"] = config["model"]["dtype"]
-        dtype = {"float64": torch.float64, "float32": torch.float32}[config["model"]["dtype"]]
+        dtype = NETWORK_DTYPES[config["model"]["dtype"]]
         model.representation.to(dtype)
         model.readout.to(dtype)
     model.hyperparameters["dispersion"] = canonical_dispersion(config["model"]["dispersion"])

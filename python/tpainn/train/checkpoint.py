@@ -72,7 +72,7 @@ def model_file(model: PaiNN, provenance: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def load_model(path: Union[str, Path]) -> PaiNN:
+def load_trained(path: Union[str, Path]) -> PaiNN:
     """A trained model from a model file (`model.pt`) or a training checkpoint (its best weights)."""
     content = _load(path, MODEL_FORMAT, CHECKPOINT_FORMAT)
     if content["format"] == CHECKPOINT_FORMAT:

@@ -24,7 +24,7 @@ import torch
 from tpainn.data import DATASETS, load_frames
 from tpainn.data.graph import Graph, atoms_to_graph, collate
 from tpainn.model import PaiNN
-from tpainn.train.checkpoint import load_model
+from tpainn.train.checkpoint import load_trained
 from tpainn.train.reference_energies import composition_matrix
 
 
@@ -35,7 +35,7 @@ def replay_source(config: Dict[str, Any]) -> Optional[str]:
         return None
     if source != "pretraining":
         return str(source)
-    datasets = load_model(config["autotune"]["from"]).provenance.get("datasets") or []
+    datasets = load_trained(config["autotune"]["from"]).provenance.get("datasets") or []
     if not datasets or not (Path(datasets[0]).exists() or datasets[0] in DATASETS):
         where = f"its frames {datasets[0]} are not here" if datasets else "its provenance names no data"
         raise ValueError(
@@ -54,7 +54,7 @@ class Replay:
         n_pool = min(int(settings["n_frames"]), len(frames))
         pool = np.random.default_rng(config["seed"]).choice(len(frames), size=n_pool, replace=False)
         pool_frames = [frames[int(i)] for i in np.sort(pool)]
-        pretrained = load_model(config["autotune"]["from"])
+        pretrained = load_trained(config["autotune"]["from"])
         if pretrained.species != model.species:
             raise ValueError(f"replay: pretrained species {pretrained.species} differ from the model's {model.species}")
         shift = pretrained.reference_energies.numpy() - model.reference_energies.numpy()

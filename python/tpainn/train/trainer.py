@@ -24,7 +24,7 @@ from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, specie
 from tpainn.model import PaiNN
 from tpainn.train import autotune
 from tpainn.train.config import DEFAULTS
-from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_model, model_file, save_atomic
+from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_trained, model_file, save_atomic
 from tpainn.train.evaluate import error_metrics, format_metrics, parity_plot, predict
 from tpainn.train.guards import check_loss
 from tpainn.train.reference_energies import fit_energy_scale, fit_reference_energies
@@ -218,7 +218,7 @@ def _provenance(config: Dict[str, Any], replay: Optional[str]) -> Dict[str, Any]
     pretrained = config["autotune"]["from"]
     if not pretrained:
         return {**provenance, "mode": "from-scratch"}
-    pretrained_provenance = load_model(pretrained).provenance
+    pretrained_provenance = load_trained(pretrained).provenance
     return {**provenance, "mode": "autotuned", "strategy": config["autotune"]["strategy"], "replay": replay,
             "pretrained": {"file": str(pretrained), **pretrained_provenance}}  # fmt: skip
 
