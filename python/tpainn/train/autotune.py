@@ -120,3 +120,39 @@ def prepare(config: Dict[str, Any], train_frames: Sequence, species: Sequence[st
     if config["autotune"]["replay"]["data"] and config["autotune"]["replay"]["head"] == "separate":
         model.heads.append(copy.deepcopy(model.readout))  # the replayed frames' readout starts as the pretrained one
     return model
+
+
+class LearningRateSchedule:
+    """The learning rate epoch by epoch: the configured schedule (`scheduler_for(optimizer, schedule, epochs)`),
+    preceded for autotune strategy "warmup" by autotune.warmup_epochs of a linear ramp to optimizer.lr ·
+    autotune.lr_factor (epoch k of W at k/(W + 1) of it), so that the first steps on the new data do not wreck
+    the pretrained features. Checkpoints hold the configured schedule's state (state_dict)."""
+
+    def __init__(self, config: Dict[str, Any], optimizer: torch.optim.Optimizer, scheduler_for):
+        warmup = bool(config["autotune"]["from"]) and config["autotune"]["strategy"] == "warmup"
+        self.warmup_epochs = config["autotune"]["warmup_epochs"] if warmup else 0
+        self.base_lr = config["optimizer"]["lr"] * (config["autotune"]["lr_factor"] if warmup else 1.0)
+        self.optimizer = optimizer
+        self.plateau = config["schedule"]["kind"] == "plateau"
+        # Set before the scheduler is made: it takes the optimizer's learning rate as its starting point.
+        self._set_lr(self.base_lr)
+        self.scheduler = scheduler_for(optimizer, config["schedule"], config["epochs"] - self.warmup_epochs)
+
+    def _set_lr(self, lr: float) -> None:
+        self.optimizer.param_groups[0]["lr"] = lr
+
+    def start_epoch(self, epoch: int) -> None:
+        if epoch <= self.warmup_epochs:
+            self._set_lr(self.base_lr * epoch / (self.warmup_epochs + 1))
+
+    def end_epoch(self, epoch: int, val_loss: float) -> None:
+        if epoch == self.warmup_epochs:
+            self._set_lr(self.base_lr)
+        elif epoch > self.warmup_epochs:
+            self.scheduler.step(val_loss) if self.plateau else self.scheduler.step()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)

@@ -206,13 +206,6 @@ def _check_same_run(saved: Dict[str, Any], config: Dict[str, Any]) -> None:
             raise ValueError(f"cannot resume: config '{key}' differs from the checkpoint's ({saved[key]} vs {config[key]})")
 
 
-def learning_rate(config: Dict[str, Any]) -> Tuple[float, int]:
-    """The optimizer's learning rate and the number of warm-up epochs (autotune strategy "warmup")."""
-    if config["autotune"]["from"] and config["autotune"]["strategy"] == "warmup":
-        return config["optimizer"]["lr"] * config["autotune"]["lr_factor"], config["autotune"]["warmup_epochs"]
-    return config["optimizer"]["lr"], 0
-
-
 def _provenance(config: Dict[str, Any], replay: Optional[str]) -> Dict[str, Any]:
     provenance = {"datasets": [str(config["data"]["dataset"])], "sources": sources_of(config["data"]), "split": config["split"]}
     pretrained = config["autotune"]["from"]
@@ -252,14 +245,13 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     model = build_model(config, train_frames, species)
     ema = AveragedModel(model, multi_avg_fn=ema_average_fn(config["ema_decay"]), use_buffers=True)
     opt = config["optimizer"]
-    base_lr, warmup_epochs = learning_rate(config)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # The weights before any fine-tuning step: the pretrained ones (build_model is deterministic).
     anchor = [p.detach().clone() for p in trainable] if config["autotune"]["from"] and config["autotune"]["l2sp"] else None
     source = replay_source(config)
     replay = Replay(config, model, source) if source else None
-    optimizer = torch.optim.AdamW(trainable, lr=base_lr, weight_decay=opt["weight_decay"])
-    scheduler = make_scheduler(optimizer, config["schedule"], config["epochs"] - warmup_epochs)
+    optimizer = torch.optim.AdamW(trainable, lr=opt["lr"], weight_decay=opt["weight_decay"])
+    scheduler = autotune.LearningRateSchedule(config, optimizer, make_scheduler)
     run = _Run(config, model, ema, optimizer, scheduler)
     provenance = _provenance(config, source)
     if resume and checkpoint_path.exists():
@@ -282,15 +274,11 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
         else:
             loader = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=list)
             batches = replay.batches(loader, generator)
-        if run.epoch <= warmup_epochs:
-            optimizer.param_groups[0]["lr"] = base_lr * run.epoch / (warmup_epochs + 1)
+        scheduler.start_epoch(run.epoch)
         train_loss = train_epoch(model, ema, optimizer, batches, config, anchor)
         val = validate(ema.module, val_frames, config)
         lr = optimizer.param_groups[0]["lr"]
-        if run.epoch == warmup_epochs:
-            optimizer.param_groups[0]["lr"] = base_lr
-        elif run.epoch > warmup_epochs:
-            scheduler.step(val["loss"]) if config["schedule"]["kind"] == "plateau" else scheduler.step()
+        scheduler.end_epoch(run.epoch, val["loss"])
         if val["loss"] < run.best_loss:
             run.best_loss, run.best_epoch, run.stale_epochs = val["loss"], run.epoch, 0
             run.best_model = copy.deepcopy(model_file(ema.module, provenance))
