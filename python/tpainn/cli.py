@@ -180,11 +180,7 @@ def _label_keys(args: argparse.Namespace) -> dict:
     return {"energy_key": args.energy_key, "forces_key": args.forces_key, "stress_key": args.stress_key}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tpainn", description=__doc__)
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
-    commands = p.add_subparsers(dest="command", required=True)
-
+def _add_data(commands) -> None:
     data = commands.add_parser("data", help="the dataset registry and file conversion")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     data_commands.add_parser("list", help="list registered datasets")
@@ -199,8 +195,8 @@ def parser() -> argparse.ArgumentParser:
     convert.add_argument("--format", default=None, help="source format (default: from the name)")
     data.set_defaults(handler=_data)
 
-    classical = commands.add_parser("classical", help="generate classical force-field data for pretraining")
-    systems = classical.add_subparsers(dest="system", required=True)
+
+def _add_classical_water(systems) -> None:
     water = systems.add_parser("water", help="flexible water in LAMMPS over a grid of temperatures and densities")
     water.add_argument("--output", "-o", required=True, help="HDF5 frame file (resumed if it exists)")
     water.add_argument("--model", choices=["spcfw", "qtip4pf"], default="spcfw")
@@ -212,12 +208,18 @@ def parser() -> argparse.ArgumentParser:
     water.add_argument("--sample-interval-fs", type=float, default=100.0)
     water.add_argument("--timestep-fs", type=float, default=0.5)
     water.add_argument("--seed", type=int, default=0)
+
+
+def _add_classical_contacts(systems) -> None:
     contacts = systems.add_parser("contacts", help="copy a water file, turning molecules of some frames into short H–H contacts")
     contacts.add_argument("source", help="HDF5 frame file written by `tpainn classical water`")
     contacts.add_argument("--output", "-o", required=True, help="HDF5 frame file to write (appears when complete)")
     contacts.add_argument("--fraction", type=float, default=0.25, help="fraction of the frames turned")
     contacts.add_argument("--per-frame", type=int, default=4, help="molecules turned per turned frame")
     contacts.add_argument("--seed", type=int, default=0)
+
+
+def _add_classical_qm9(systems) -> None:
     qm9 = systems.add_parser("qm9", help="MMFF94 (RDKit) conformers of QM9 molecules outside the QM9 test split")
     qm9.add_argument("--output", "-o", required=True, help="HDF5 frame file (resumed if it exists)")
     qm9.add_argument("--n-molecules", type=int, default=20000)
@@ -226,6 +228,14 @@ def parser() -> argparse.ArgumentParser:
     qm9.add_argument("--seed", type=int, default=0)
     qm9.add_argument("--include-test", action="store_true", help="allow QM9 test-split molecules (not for benchmarks)")
     qm9.add_argument("--workers", type=int, default=1)
+
+
+def _add_classical(commands) -> None:
+    classical = commands.add_parser("classical", help="generate classical force-field data for pretraining")
+    systems = classical.add_subparsers(dest="system", required=True)
+    _add_classical_water(systems)
+    _add_classical_contacts(systems)
+    _add_classical_qm9(systems)
     for_file = systems.add_parser("for", help="which classical pretraining tpainn has for the frames of a file")
     for_file.add_argument("file", help="frame source: registry name, file or DeePMD folder")
     _add_read_options(for_file)
@@ -234,6 +244,9 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--frames", type=int, nargs="+", default=[0, -1], help="frame indices (negative: from the end)")
     classical.set_defaults(handler=_classical)
 
+
+def _add_training(commands) -> None:
+    """train, pretrain and autotune: one trainer, a config and section.key=value overrides."""
     for name, text in (("train", "train a PaiNN potential from a YAML config"),
                        ("pretrain", "train on a classical data set (the same trainer as `train`)"),
                        ("autotune", "adapt a pretrained model to a DFT set: refit reference energies, then fine-tune")):  # fmt: skip
@@ -250,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
         train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
         train.set_defaults(handler=_train)
 
+
+def _add_experiment(commands) -> None:
     experiment = commands.add_parser("experiment", help="experiments made of several training runs")
     experiments = experiment.add_subparsers(dest="experiment", required=True)
     curve = experiments.add_parser("learning-curve", help="test error vs DFT set size: autotuned vs from scratch")
@@ -257,6 +272,8 @@ def parser() -> argparse.ArgumentParser:
     curve.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=[0]")
     experiment.set_defaults(handler=_experiment)
 
+
+def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="energy and force errors of a model on a dataset")
     evaluate.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
     evaluate.add_argument("data", help="registry name or file path")
@@ -268,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", default="evaluation", help="directory for metrics.json and parity.png")
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_export(commands) -> None:
     export = commands.add_parser("export", help="TorchScript file with metadata for the C++ engine (ASE, LAMMPS)")
     export.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
     export.add_argument("--output", "-o", type=Path, required=True, help="exported file, e.g. water.pt")
@@ -275,6 +294,8 @@ def parser() -> argparse.ArgumentParser:
                         help="plain TorchScript operators only (for libtorch loaders without tpainn; several times slower)")
     export.set_defaults(handler=_export)
 
+
+def _add_analyze(commands) -> None:
     analyze = commands.add_parser("analyze", help="density, diffusion, RDFs, pressure and short contacts of water MD runs; one report for all")
     analyze.add_argument("run_dirs", nargs="+", type=Path, help="run directories written by `tpainn md water`")
     analyze.add_argument("--output", "-o", type=Path, required=True, help="report directory (markdown, HTML, PNGs)")
@@ -288,11 +309,28 @@ def parser() -> argparse.ArgumentParser:
                          help="shear viscosity for the Yeh–Hummer correction, mPa·s (default: experiment, 0.896)")
     analyze.set_defaults(handler=_analyze)
 
-    from tpainn.md.settings import PRODUCTION_ENSEMBLES, SCALES, MDSettings
 
-    defaults = MDSettings()
-    md = commands.add_parser("md", help="production MD in LAMMPS into a run directory for `tpainn analyze`")
-    md_systems = md.add_subparsers(dest="system", required=True)
+def _setting_help(setting: dataclasses.Field) -> str:
+    """An MDSettings field's help: a stage length defaults to the --scale preset, any other setting to its own."""
+    from tpainn.md.settings import SCALES
+
+    meta, flag = setting.metadata, _setting_flag(setting)
+    if setting.name in SCALES["quick"]:
+        return f"{meta['help']} ({meta['unit']}; default: --scale{'; ' + meta['note'] if meta['note'] else ''})"
+    # The unit is said unless the option's name already says it (--timestep-fs).
+    unit = meta["unit"] if meta["unit"] and not flag.endswith("-" + meta["unit"]) else ""
+    text = " ".join(part for part in (unit, meta["help"]) if part)
+    default = f"{setting.default:g}" if isinstance(setting.default, float) else setting.default
+    return f"{text} (default {default})" if text else f"default {default}"
+
+
+def _setting_flag(setting: dataclasses.Field) -> str:
+    return setting.metadata["flag"] or "--" + setting.name.replace("_", "-")
+
+
+def _add_md_water(md_systems) -> None:
+    from tpainn.md.settings import SCALES, MDSettings
+
     md_water = md_systems.add_parser(
         "water", help="liquid water: minimise, NVT, NPT (density), NVT/NVE production (transport); continues a killed run")
     md_water.add_argument("--model", required=True, help="spcfw, qtip4pf, or a T-PaiNN model exported with `tpainn export`")
@@ -300,27 +338,20 @@ def parser() -> argparse.ArgumentParser:
     md_water.add_argument("--label", default=None, help="the model's name in reports (default: SPC/Fw, q-TIP4P/F, file stem)")
     presets = "; ".join(f"{name} {p['equilibration_ps']:g} + {p['npt_ps']:g} + {p['production_ps']:g} ps" for name, p in SCALES.items())
     md_water.add_argument("--scale", choices=list(SCALES), default="quick", help=f"preset stage lengths: {presets}")
-    md_water.add_argument("--equilibration-ps", type=float, default=None, help="NVT equilibration (ps; default: --scale)")
-    md_water.add_argument("--npt-ps", type=float, default=None,
-                          help="NPT stage for the density (ps; default: --scale; 0: none, NVT at --density throughout)")
-    md_water.add_argument("--density", dest="density_g_cm3", type=float, default=None,
-                          help=f"g/cm³ of the packed box (default {defaults.density_g_cm3:g})")
-    md_water.add_argument("--production-ps", type=float, default=None, help="production stage (ps; default: --scale)")
-    md_water.add_argument("--production", dest="production_ensemble", choices=PRODUCTION_ENSEMBLES, default=None, help=f"production ensemble (default {defaults.production_ensemble})")
-    md_water.add_argument("--n-molecules", type=int, default=None, help=f"default {defaults.n_molecules}")
-    md_water.add_argument("--temperature", dest="temperature_K", type=float, default=None, help=f"K (default {defaults.temperature_K:g})")
-    md_water.add_argument("--pressure", dest="pressure_bar", type=float, default=None, help=f"bar (default {defaults.pressure_bar:g})")
-    md_water.add_argument("--timestep-fs", type=float, default=None, help=f"default {defaults.timestep_fs:g}")
-    md_water.add_argument("--tdamp-fs", type=float, default=None, help=f"thermostat damping time (default {defaults.tdamp_fs:g})")
-    md_water.add_argument("--pdamp-fs", type=float, default=None, help=f"barostat damping time (default {defaults.pdamp_fs:g})")
-    md_water.add_argument("--thermo-every-fs", type=float, default=None, help=f"log interval (default {defaults.thermo_every_fs:g})")
-    md_water.add_argument("--dump-every-fs", type=float, default=None, help=f"trajectory frame interval (default {defaults.dump_every_fs:g})")
-    md_water.add_argument("--restart-every-ps", type=float, default=None, help=f"restart file interval (default {defaults.restart_every_ps:g})")
-    md_water.add_argument("--minimize-iterations", type=int, default=None, help=f"default {defaults.minimize_iterations}")
-    md_water.add_argument("--seed", type=int, default=None, help=f"Packmol box and initial velocities (default {defaults.seed})")
+    # Every MDSettings field is an option (dest: the field's name), None where not given (_md fills in the defaults).
+    types = {"int": int, "float": float, "str": str}
+    for setting in dataclasses.fields(MDSettings):
+        md_water.add_argument(_setting_flag(setting), dest=setting.name, type=types[setting.type], default=None,
+                              choices=setting.metadata["choices"], help=_setting_help(setting))  # fmt: skip
     md_water.add_argument("--mpi", type=int, default=1, help="MPI ranks: run `mpirun -np MPI lmp` (default 1: `lmp`)")
     md_water.add_argument("--device", default=None, help="pair_style tpainn device: cpu, cuda, cuda:K (default cpu)")
     md_water.add_argument("--dtype", choices=["float32", "float64"], default=None, help="network precision (default: the model's)")
+
+
+def _add_md(commands) -> None:
+    md = commands.add_parser("md", help="production MD in LAMMPS into a run directory for `tpainn analyze`")
+    md_systems = md.add_subparsers(dest="system", required=True)
+    _add_md_water(md_systems)
     md_input = md_systems.add_parser("input", help="a LAMMPS input (NVT) for an exported model and a frame of your own data")
     md_input.add_argument("--model", required=True, help="T-PaiNN model exported with `tpainn export`")
     md_input.add_argument("--structure", required=True, help="frame source holding the starting structure")
@@ -331,6 +362,14 @@ def parser() -> argparse.ArgumentParser:
     md_input.add_argument("--timestep-fs", type=float, default=0.5, help="default 0.5")
     _add_read_options(md_input)
     md.set_defaults(handler=_md)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tpainn", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (accepted anywhere on the line)")
+    commands = p.add_subparsers(dest="command", required=True)
+    for add in (_add_data, _add_classical, _add_training, _add_experiment, _add_evaluate, _add_export, _add_analyze, _add_md):
+        add(commands)
     return p
 
 

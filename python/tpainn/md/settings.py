@@ -30,28 +30,39 @@ MIN_DAMP_TIMESTEPS = 10
 MIN_MOLECULES = 8
 
 
+def _setting(default, help: str = "", unit: str | None = None, flag: str | None = None, choices=None, note: str | None = None):
+    """A field of MDSettings with what `tpainn md water` says of it: its option (default --name-with-dashes), help,
+    unit, choices, and a note after the default (tpainn.cli builds the option from these)."""
+    metadata = {"help": help, "unit": unit, "flag": flag, "choices": choices, "note": note}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class MDSettings:
-    """What a run simulates (everything here must match when a run directory is continued)."""
+    """What a run simulates (everything here must match when a run directory is continued).
 
-    n_molecules: int = 128
-    temperature_K: float = 300.0
-    pressure_bar: float = 1.0
-    timestep_fs: float = 0.5
-    equilibration_ps: float = SCALES["quick"]["equilibration_ps"]  # NVT after minimisation
-    npt_ps: float = SCALES["quick"]["npt_ps"]  # the density; 0: no NPT, every stage at density_g_cm3
-    production_ps: float = SCALES["quick"]["production_ps"]  # transport (the dumped trajectory)
-    production_ensemble: str = "nvt"
-    tdamp_fs: float = 100.0  # Nosé–Hoover chain thermostat damping time
-    pdamp_fs: float = 1000.0  # Nosé–Hoover chain barostat damping time
-    thermo_every_fs: float = 10.0
-    dump_every_fs: float = 20.0
-    restart_every_ps: float = 1.0
-    minimize_iterations: int = 1000
-    seed: int = 0
+    The fields are in the order of their options in `tpainn md water --help`; those in SCALES default to the
+    preset of --scale there."""
+
+    equilibration_ps: float = _setting(SCALES["quick"]["equilibration_ps"], "NVT equilibration", "ps")  # after minimisation
+    npt_ps: float = _setting(SCALES["quick"]["npt_ps"], "NPT stage for the density", "ps",
+                             note="0: none, NVT at --density throughout")  # fmt: skip
     # The packed box. With npt_ps = 0 the run stays at it: NVT at a given (say the experimental) density, for
     # transport and structure from a model whose pressure is not to be trusted (no stress in its training data).
-    density_g_cm3: float = 1.0
+    density_g_cm3: float = _setting(1.0, "of the packed box", "g/cm³", flag="--density")
+    production_ps: float = _setting(SCALES["quick"]["production_ps"], "production stage", "ps")  # the dumped trajectory
+    production_ensemble: str = _setting("nvt", "production ensemble", flag="--production", choices=PRODUCTION_ENSEMBLES)
+    n_molecules: int = _setting(128)
+    temperature_K: float = _setting(300.0, unit="K", flag="--temperature")
+    pressure_bar: float = _setting(1.0, unit="bar", flag="--pressure")
+    timestep_fs: float = _setting(0.5, unit="fs")
+    tdamp_fs: float = _setting(100.0, "thermostat damping time", "fs")  # Nosé–Hoover chain
+    pdamp_fs: float = _setting(1000.0, "barostat damping time", "fs")  # Nosé–Hoover chain
+    thermo_every_fs: float = _setting(10.0, "log interval", "fs")
+    dump_every_fs: float = _setting(20.0, "trajectory frame interval", "fs")
+    restart_every_ps: float = _setting(1.0, "restart file interval", "ps")
+    minimize_iterations: int = _setting(1000)
+    seed: int = _setting(0, "Packmol box and initial velocities")
 
     @classmethod
     def for_scale(cls, scale: str, **overrides) -> MDSettings:
