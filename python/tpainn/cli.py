@@ -2,169 +2,11 @@
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-
-def _data(args: argparse.Namespace) -> None:
-    from tpainn.data import DATASETS, convert, list_table
-
-    if args.data_command == "list":
-        print(list_table())
-    elif args.data_command == "info":
-        from tpainn.data.summary import describe_source, info
-
-        if args.name in DATASETS and not args.frames:
-            print(info(args.name))
-        else:
-            print(describe_source(args.name, args.format, args.model, **_label_keys(args)))
-    else:
-        n = convert(args.source, args.destination, format=args.format)
-        print(f"wrote {n} frames to {args.destination}")
-
-
-def _train(args: argparse.Namespace) -> None:
-    from tpainn.train import load_config, train
-
-    overrides = list(args.overrides)
-    if args.command == "autotune":
-        overrides += [f"autotune.from={args.pretrained}", f"data.dataset={args.data}"]
-        overrides += [f"data.{key}={value}" for key, value in (("test", args.test), *_label_keys(args).items()) if value is not None]
-    train(load_config(args.config, overrides), resume=args.resume)
-
-
-def _evaluate(args: argparse.Namespace) -> None:
-    from tpainn.data import load_frames
-    from tpainn.data.sources import pool_and_test
-    from tpainn.dispersion import without_dispersion
-    from tpainn.train import error_metrics, load_trained, predict
-    from tpainn.train.evaluate import format_metrics, parity_plot
-
-    if args.subset == "all" and args.test is not None:
-        raise ValueError(f"--test {args.test} applies with --subset test or --subset pool, not to all frames")
-    model = load_trained(args.model)
-    # A model trained without D3 is scored against DFT minus D3 (the same force errors as model + D3 against DFT).
-    frames = load_frames(args.data, args.format, **_label_keys(args))
-    frames = without_dispersion(frames, model.hyperparameters["dispersion"], args.data)
-    if args.subset != "all":
-        test = _evaluation_split(args)
-        pool, test_frames = pool_and_test({"dataset": args.data, "test": test, "test_seed": args.test_seed}, frames)
-        frames = list(test_frames) if args.subset == "test" else [frames[int(i)] for i in pool]
-    prediction = predict(model, frames)
-    metrics = error_metrics(prediction)
-    print(format_metrics(metrics))
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(f"parity plot: {parity_plot(prediction, output / 'parity.png', title=f'{args.data} ({args.subset})')}")
-
-
-def _evaluation_split(args: argparse.Namespace):
-    """The split `evaluate --subset` takes: "standard" (registry datasets) or a fraction 0 < f < 1 of the frames."""
-    from tpainn.data.registry import DATASETS
-
-    if args.test in (None, "standard"):
-        if args.data not in DATASETS:
-            raise ValueError(
-                f"--subset {args.subset}: {args.data} is not a registry dataset and has no standard split; pass "
-                "--test 0.2 to hold out a fraction of its frames (--test-seed picks which), or evaluate a test file whole"
-            )
-        return "standard"
-    try:
-        fraction = float(args.test)
-    except ValueError:
-        fraction = float("nan")
-    if not 0 < fraction < 1:
-        raise ValueError(f"--test {args.test}: with --subset, standard or a fraction between 0 and 1 such as 0.2 "
-                         "(to score a test file, give it as the data)")  # fmt: skip
-    return fraction
-
-
-def _export(args: argparse.Namespace) -> None:
-    from tpainn.export import export_model
-
-    print(f"exported {args.model} to {export_model(args.model, args.output, fused=not args.unfused)}")
-
-
-def _classical(args: argparse.Namespace) -> None:
-    if args.system == "for":
-        from tpainn.classical.for_system import classical_for
-
-        print(classical_for(args.file, args.format, **_label_keys(args)))
-    elif args.system == "verify":
-        from tpainn.classical import verify_frames
-
-        report = verify_frames(args.file, args.frames)
-        print(json.dumps(report, indent=2, default=float))
-        if not report["passed"]:
-            raise ValueError(f"{args.file}: stored labels do not match the recomputation (see the report above)")
-    elif args.system == "contacts":
-        from tpainn.classical.contacts import add_short_contacts
-
-        record = add_short_contacts(args.source, args.output, fraction=args.fraction,
-                                    contacts_per_frame=args.per_frame, seed=args.seed)  # fmt: skip
-        print(f"{args.output}: {len(record['frames'])} of the frames of {args.source} turned into short contacts")
-    elif args.system == "water":
-        from tpainn.classical.water import generate_water
-
-        n = generate_water(
-            args.output, model=args.model, n_molecules=args.n_molecules, temperatures=args.temperatures,
-            densities=args.densities, frames_per_state=args.frames_per_state, equilibration_ps=args.equilibration_ps,
-            sample_interval_fs=args.sample_interval_fs, timestep_fs=args.timestep_fs, seed=args.seed,
-        )  # fmt: skip
-        print(f"{args.output}: {n} frames")
-    else:
-        from tpainn.classical.mmff import generate_qm9, report_json
-
-        report = generate_qm9(
-            args.output, n_molecules=args.n_molecules, conformers_per_molecule=args.conformers,
-            temperature=args.temperature, seed=args.seed, exclude_test=not args.include_test, workers=args.workers,
-        )  # fmt: skip
-        print(report_json(report))
-
-
-def _analyze(args: argparse.Namespace) -> None:
-    from tpainn.analysis import analyze_runs, write_report
-
-    results = analyze_runs(args.run_dirs, properties=tuple(args.properties), equilibration_ps=args.equilibration_ps,
-                           fit_window_ps=args.fit_window_ps, viscosity_mPa_s=args.viscosity)  # fmt: skip
-    failed = [r["error"] for r in results if "error" in r]
-    if len(failed) == len(results):
-        raise ValueError("no run could be analysed: " + "; ".join(failed))
-    paths = write_report(results, args.output)
-    print(f"report: {paths['markdown']} and {paths['html']}")
-    failed += [f"{r['run_dir']}: {name}: {why}" for r in results for name, why in r.get("errors", {}).items()]
-    if failed:
-        print("not analysed (named in the report):\n  " + "\n  ".join(failed), file=sys.stderr)
-
-
-def _md(args: argparse.Namespace) -> None:
-    from tpainn.md import ExternalProgramError, MDSettings, run_water
-
-    if args.system == "input":
-        from tpainn.md.own_input import write_lammps_input
-
-        path = write_lammps_input(args.model, args.structure, args.output, frame=args.frame, temperature_K=args.temperature,
-                                  steps=args.steps, timestep_fs=args.timestep_fs, format=args.format, **_label_keys(args))  # fmt: skip
-        print(f"{path}: run it with `lmp -in {path.name}` in {path.parent}")
-        return
-    # Every MDSettings field is an option of the same name (dest), None where not given.
-    settings = MDSettings.for_scale(args.scale, **{f.name: getattr(args, f.name) for f in dataclasses.fields(MDSettings)})
-    try:
-        summary = run_water(args.output, args.model, settings, label=args.label, mpi=args.mpi, device=args.device,
-                            dtype=args.dtype)  # fmt: skip
-    except ExternalProgramError as err:
-        raise SystemExit(f"tpainn md: error: {err}") from err
-    print(f"{args.output}: stages {', '.join(s['name'] for s in summary['stages'])} done; "
-          f"analyse with `tpainn analyze {args.output} -o REPORT_DIR`")  # fmt: skip
-
-
-def _experiment(args: argparse.Namespace) -> None:
-    from tpainn.experiments.learning_curve import load_experiment, run_learning_curve
-
-    run_learning_curve(load_experiment(args.config, args.overrides))
+from tpainn import cli_commands
 
 
 def _add_read_options(parser: argparse.ArgumentParser, format_option: bool = True) -> None:
@@ -174,10 +16,6 @@ def _add_read_options(parser: argparse.ArgumentParser, format_option: bool = Tru
     parser.add_argument("--energy-key", default=None, help="extxyz / ASE db key of the energy (default: energy)")
     parser.add_argument("--forces-key", default=None, help="extxyz column / ASE db data key of the forces (default: forces)")
     parser.add_argument("--stress-key", default=None, help="extxyz / ASE db key of the stress, eV/Å³ (default: stress)")
-
-
-def _label_keys(args: argparse.Namespace) -> dict:
-    return {"energy_key": args.energy_key, "forces_key": args.forces_key, "stress_key": args.stress_key}
 
 
 def _add_data(commands) -> None:
@@ -193,7 +31,7 @@ def _add_data(commands) -> None:
     convert.add_argument("source")
     convert.add_argument("destination")
     convert.add_argument("--format", default=None, help="source format (default: from the name)")
-    data.set_defaults(handler=_data)
+    data.set_defaults(handler=cli_commands.run_data)
 
 
 def _add_classical_water(systems) -> None:
@@ -242,7 +80,7 @@ def _add_classical(commands) -> None:
     verify = systems.add_parser("verify", help="recompute stored frames (LAMMPS run 0 or RDKit) and finite differences")
     verify.add_argument("file", help="HDF5 frame file written by `tpainn classical water` or `qm9`")
     verify.add_argument("--frames", type=int, nargs="+", default=[0, -1], help="frame indices (negative: from the end)")
-    classical.set_defaults(handler=_classical)
+    classical.set_defaults(handler=cli_commands.run_classical)
 
 
 def _add_training(commands) -> None:
@@ -261,7 +99,7 @@ def _add_training(commands) -> None:
             train.add_argument("config", type=Path)
         train.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. split.n_train=20")
         train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its checkpoint")
-        train.set_defaults(handler=_train)
+        train.set_defaults(handler=cli_commands.run_training)
 
 
 def _add_experiment(commands) -> None:
@@ -270,7 +108,7 @@ def _add_experiment(commands) -> None:
     curve = experiments.add_parser("learning-curve", help="test error vs DFT set size: autotuned vs from scratch")
     curve.add_argument("config", type=Path)
     curve.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=[0]")
-    experiment.set_defaults(handler=_experiment)
+    experiment.set_defaults(handler=cli_commands.run_experiment)
 
 
 def _add_evaluate(commands) -> None:
@@ -283,7 +121,7 @@ def _add_evaluate(commands) -> None:
     evaluate.add_argument("--test-seed", type=int, default=0, help="seed of a test fraction (as data.test_seed)")
     _add_read_options(evaluate)
     evaluate.add_argument("--output", default="evaluation", help="directory for metrics.json and parity.png")
-    evaluate.set_defaults(handler=_evaluate)
+    evaluate.set_defaults(handler=cli_commands.run_evaluate)
 
 
 def _add_export(commands) -> None:
@@ -292,7 +130,7 @@ def _add_export(commands) -> None:
     export.add_argument("--output", "-o", type=Path, required=True, help="exported file, e.g. water.pt")
     export.add_argument("--unfused", action="store_true",
                         help="plain TorchScript operators only (for libtorch loaders without tpainn; several times slower)")
-    export.set_defaults(handler=_export)
+    export.set_defaults(handler=cli_commands.run_export)
 
 
 def _add_analyze(commands) -> None:
@@ -307,7 +145,7 @@ def _add_analyze(commands) -> None:
                          help="MSD fit window (default: max(1 ps, 10%%) to 50%% of the trajectory)")
     analyze.add_argument("--viscosity", type=float, default=None,
                          help="shear viscosity for the Yeh–Hummer correction, mPa·s (default: experiment, 0.896)")
-    analyze.set_defaults(handler=_analyze)
+    analyze.set_defaults(handler=cli_commands.run_analyze)
 
 
 def _setting_help(setting: dataclasses.Field) -> str:
@@ -361,7 +199,7 @@ def _add_md(commands) -> None:
     md_input.add_argument("--steps", type=int, default=1000, help="MD steps (default 1000)")
     md_input.add_argument("--timestep-fs", type=float, default=0.5, help="default 0.5")
     _add_read_options(md_input)
-    md.set_defaults(handler=_md)
+    md.set_defaults(handler=cli_commands.run_md)
 
 
 def parser() -> argparse.ArgumentParser:
