@@ -11,8 +11,8 @@ from ase import Atoms
 from ase.build import molecule
 
 from conftest import strain_derivative
-from test_lammps_plugin import box_commands, lower_triangular
-from test_model import make_model
+from helpers.lammps import box_commands, lower_triangular
+from helpers.models import make_model
 from tpainn import TPaiNNCalculator, dispersion, load_exported
 from tpainn.classical.lammps_runtime import new_lammps
 from tpainn.data import load_frames

@@ -6,7 +6,8 @@ import torch
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from conftest import batch_of, strain_derivative, water_box
-from test_model import CUTOFF, make_model
+from helpers.models import CUTOFF, make_model
+from helpers.systems import SYSTEMS, triclinic
 from tpainn import TPaiNNCalculator, _C
 from tpainn.data.graph import model_inputs
 from tpainn.export import export_model
@@ -27,27 +28,6 @@ def eager(model, atoms):
     stress = bool(atoms.pbc.all())
     out = model(*model_inputs(batch_of([atoms], model.cutoff)), compute_forces=True, compute_stress=stress)
     return {k: v.detach().numpy() for k, v in out.items()}
-
-
-def triclinic(atoms, tilt):
-    atoms.set_cell(atoms.cell.array + np.array([[0, 0, 0], [tilt, 0, 0], [0.3 * tilt, -0.5 * tilt, 0]]), scale_atoms=False)
-    return atoms
-
-
-SYSTEMS = {
-    "periodic water": lambda: water_box(16, 8.5, seed=11),
-    "triclinic water": lambda: triclinic(water_box(12, 8.0, seed=12), 1.3),
-    "molecule": lambda: water_box(5, 5.0, seed=13, pbc=False),
-    "box < 2 cutoffs": lambda: triclinic(water_box(4, 6.5, seed=14), 0.7),
-    "box < cutoff": lambda: water_box(1, 3.2, seed=15),
-    "slab (pbc x, y)": lambda: _slab(),
-}
-
-
-def _slab():
-    atoms = water_box(6, 6.0, seed=16)
-    atoms.pbc = [True, True, False]
-    return atoms
 
 
 @pytest.mark.parametrize("name", list(SYSTEMS))

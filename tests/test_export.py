@@ -8,7 +8,7 @@ import torch
 from ase import Atoms
 
 from conftest import batch_of, water_box
-from test_model import make_model
+from helpers.models import make_model
 from tpainn import TPaiNNCalculator, load_exported
 from tpainn.cli import main as cli
 from tpainn.data.graph import model_inputs

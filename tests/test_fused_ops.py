@@ -10,8 +10,8 @@ import torch
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from conftest import batch_of, water_box
-from test_engine import SYSTEMS
-from test_model import make_model
+from helpers.models import make_model
+from helpers.systems import SYSTEMS
 from tpainn import TPaiNNCalculator, _C, load_exported
 from tpainn.data.graph import model_inputs
 from tpainn.export import FORMAT_FILE, FORMAT_VERSION, METADATA_FILE, export_model

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase import Atoms
 
 from conftest import water_box
-from test_model import make_model
+from helpers.lammps import box_commands, lower_triangular
+from helpers.models import make_model
 from tpainn import TPaiNNCalculator
 from tpainn.classical.lammps_runtime import new_lammps
 from tpainn.export import export_model
 from tpainn.lammps_plugin import plugin_path
 
 VENV_BIN = Path(sys.executable).parent
-MASSES = {"H": 1.008, "O": 15.999}
 # metal -> real: LAMMPS' own factors (eV -> kcal/mol; bar -> atm).
 EV_TO_KCAL_MOL = 23.060549
 BAR_TO_ATM = 1 / 1.01325
@@ -28,25 +27,6 @@ BAR_TO_ATM = 1 / 1.01325
 def model(tmp_path_factory):
     """Two layers of cutoff 4 Å: receptive field 8 Å, so the 12.4 Å 64-molecule box is 'small'."""
     return export_model(make_model(n_interactions=2), tmp_path_factory.mktemp("lammps") / "model.pt")
-
-
-def lower_triangular(atoms: Atoms, tilt=(0.0, 0.0, 0.0)) -> Atoms:
-    """`atoms` in a LAMMPS-shaped cell (rows a = (lx,0,0), b = (xy,ly,0), c = (xz,yz,lz)), wrapped into it."""
-    lengths = np.diag(atoms.cell.array)
-    xy, xz, yz = tilt
-    atoms.set_cell([[lengths[0], 0, 0], [xy, lengths[1], 0], [xz, yz, lengths[2]]], scale_atoms=False)
-    atoms.wrap()
-    return atoms
-
-
-def box_commands(atoms: Atoms, units: str = "metal") -> list:
-    """LAMMPS commands creating `atoms` (types 1 = H, 2 = O) in the same cell and coordinates."""
-    (lx, _, _), (xy, ly, _), (xz, yz, lz) = atoms.cell.array.tolist()  # floats: repr() round-trips
-    return [
-        f"units {units}", "atom_style atomic", "boundary p p p",
-        f"region box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} {xy!r} {xz!r} {yz!r} units box",
-        "create_box 2 box", f"mass 1 {MASSES['H']}", f"mass 2 {MASSES['O']}",
-    ]  # fmt: skip
 
 
 def run_lammps(atoms, model, units="metal", pair_style=None, before_run=(), lmp_args=()):

