@@ -11,7 +11,9 @@ from tpainn.cli import main as cli
 from tpainn.data.graph import model_inputs
 from tpainn.model import PaiNN
 from tpainn.train import load_trained, train
-from tpainn.train.autotune import refit_reference_energies
+from tpainn.train import load_config
+from tpainn.train.autotune import LearningRateSchedule, refit_reference_energies
+from tpainn.train.trainer import make_scheduler
 from tpainn.train.checkpoint import model_file, save_atomic
 
 
@@ -104,3 +106,24 @@ def test_bad_autotune_inputs(tmp_path, pretrained_model):
         train(autotune_config(tmp_path, carbon_model, "c"))
     with pytest.raises(ValueError, match="unknown autotune.strategy 'partial'"):
         train(autotune_config(tmp_path, pretrained_model, "d", strategy="partial"))
+
+
+@pytest.mark.parametrize("strategy", ["warmup", "full"])
+def test_learning_rate_schedule(strategy):
+    """Strategy "warmup": epoch k of W at k/(W + 1) of lr · lr_factor, then lr · lr_factor and the configured
+    schedule; otherwise the configured schedule from the first epoch at lr."""
+    overrides = ["autotune.from=pretrained.pt", f"autotune.strategy={strategy}", "autotune.warmup_epochs=2",
+                 "autotune.lr_factor=0.5", "optimizer.lr=0.01", "schedule.kind=cosine", "schedule.min_lr=0", "epochs=6"]  # fmt: skip
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = LearningRateSchedule(load_config(None, overrides), optimizer, make_scheduler)
+    rates = []
+    for epoch in range(1, 7):
+        schedule.start_epoch(epoch)
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # (no gradients: changes nothing) the order torch's schedulers expect
+        schedule.end_epoch(epoch, val_loss=1.0)
+    if strategy == "warmup":
+        cosine = [0.005 * (1 + np.cos(np.pi * k / 4)) / 2 for k in range(4)]  # over the 4 epochs after the warm-up
+        np.testing.assert_allclose(rates, [0.005 / 3, 0.01 / 3, *cosine], rtol=1e-12)
+    else:
+        np.testing.assert_allclose(rates, [0.01 * (1 + np.cos(np.pi * k / 6)) / 2 for k in range(6)], rtol=1e-12)
