@@ -13,6 +13,7 @@ from helpers.models import CUTOFF, evaluate, make_model
 from tpainn.data.graph import model_inputs
 from tpainn.model import PaiNN
 
+
 @pytest.fixture(params=["periodic", "molecule"])
 def system(request):
     if request.param == "periodic":

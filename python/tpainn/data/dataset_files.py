@@ -128,7 +128,6 @@ def dataset_path(name: str) -> Path:
     return _dataset_root(dataset) / dataset.read_from
 
 
-
 def location(dataset: Dataset) -> str:
     """Where the files of `dataset` are (or will be), for `tpainn data info NAME`."""
     if not dataset.files:

@@ -206,7 +206,6 @@ def get_dataset(name: str) -> Dataset:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
 
 
-
 def provenance(spec: str) -> dict:
     """Where a registry dataset comes from, for the metadata of files derived from it; {} for other specs."""
     if spec not in DATASETS:

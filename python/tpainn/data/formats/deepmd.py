@@ -14,6 +14,7 @@ from tpainn.data.checks import atomic_number, check_frame, check_geometry
 from tpainn.data.errors import DataError
 from tpainn.data.labels import attach_labels
 
+
 def _natural_key(path: Path) -> list:
     """Sort key that puts data_2 before data_10."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]

@@ -13,13 +13,12 @@ from tpainn.data.checks import atomic_number, check_frame, existing_file
 from tpainn.data.errors import DataError
 from tpainn.data.labels import attach_labels
 
+
 def _floats(tokens: list[str], where: str) -> list[float]:
     try:
         return [float(token) for token in tokens]
     except ValueError as err:
         raise DataError(f"{where}: cannot parse a number ({err})") from err
-
-
 
 
 _N2P2_ATOM_FIELDS = 10  # atom x y z element charge atomic_energy fx fy fz
