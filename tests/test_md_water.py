@@ -26,7 +26,7 @@ from tpainn import TPaiNNCalculator
 from tpainn.analysis import analyze, analyze_runs
 from tpainn.analysis.thermo import read_thermo, stage_rows
 from tpainn.classical.lammps_runtime import new_lammps
-from tpainn.classical.water import MD_KSPACE_ACCURACY, box_length, force_field_commands, real_space_cutoff, water_model
+from tpainn.classical.water_model import MD_KSPACE_ACCURACY, box_length, force_field_commands, real_space_cutoff, water_model
 from tpainn.cli import main
 from tpainn.export import export_model
 from tpainn.md.lammps_input import CONTINUATION_MARKER, last_error
@@ -207,7 +207,7 @@ def test_classical_models_run_with_the_pretraining_force_field(tmp_path, name, c
         assert rows["TotEng"].std() < 0.05 * rows["PotEng"].std()
     data = mda.Universe(str(output / "system.data"), atom_style="id resid type charge x y z")
     np.testing.assert_allclose(data.atoms.charges[:3], [charge_o, -charge_o / 2, -charge_o / 2])
-    # Step 0 equals the force field of tpainn.classical.water on the same box (as its MD samples it), plus
+    # Step 0 equals the force field of tpainn.classical.water_model on the same box (as its MD samples it), plus
     # the LJ tail correction.
     before, after = force_field_commands(water_model(name), real_space_cutoff(N_MOLECULES, [1.0]), MD_KSPACE_ACCURACY, smooth=False)
     with new_lammps() as lmp:
