@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from tpainn.arguments import integer
 from tpainn.classical.frame_store import require_generator, write_complete
 from tpainn.classical.water_lammps import WaterLabeller
 from tpainn.classical.water_model import minimum_image, random_rotation, wrap
@@ -92,8 +93,7 @@ def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_fram
     source, output = Path(source), Path(output)
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction: {fraction} is not in (0, 1]")
-    if contacts_per_frame < 1:
-        raise ValueError(f"contacts_per_frame: {contacts_per_frame} is not a positive integer")
+    integer("contacts_per_frame", contacts_per_frame, 1)
     if not window[0] < window[1]:
         raise ValueError(f"window: {window} is not (shortest, longest) in Å")
     if output.resolve() == source.resolve():
@@ -130,14 +130,7 @@ def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_fram
             atoms = frames[index]
             if index in turned:
                 frame_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5C, int(index)]))
-                try:
-                    positions, _ = short_contact_positions(atoms, contacts_per_frame, frame_rng, window)
-                except RuntimeError as err:
-                    raise ValueError(f"{source} frame {index}: {err}") from err
-                lengths = np.diag(atoms.cell.array).copy()
-                energy, forces, stress = labeller(positions, lengths)
-                atoms = attach_labels(Atoms(atoms.symbols, positions=positions, cell=atoms.cell, pbc=True),
-                                      energy, forces, stress)  # fmt: skip
+                atoms = _turned(atoms, contacts_per_frame, frame_rng, window, labeller, f"{source} frame {index}")
             out.append(atoms)
     finally:
         labeller.close()
@@ -145,6 +138,16 @@ def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_fram
     metadata["short_contacts"] = record
     write_complete(output, out, metadata)
     return record
+
+
+def _turned(atoms: Atoms, contacts_per_frame: int, rng, window, labeller: WaterLabeller, where: str) -> Atoms:
+    """The frame with `contacts_per_frame` molecules turned into short contacts, relabelled."""
+    try:
+        positions, _ = short_contact_positions(atoms, contacts_per_frame, rng, window)
+    except RuntimeError as err:
+        raise ValueError(f"{where}: {err}") from err
+    labels = labeller(positions, np.diag(atoms.cell.array).copy())
+    return attach_labels(Atoms(atoms.symbols, positions=positions, cell=atoms.cell, pbc=True), *labels)
 
 
 def _existing(output: Path, record: dict) -> dict:

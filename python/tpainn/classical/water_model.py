@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from ase import units
 from ase.data import atomic_masses, atomic_numbers
+
+from tpainn.classical.units import GRAMS_PER_AMU
 
 # Numerical settings shared by all models (stored in the metadata of every file).
 KSPACE_ACCURACY = 1.0e-6  # PPPM relative accuracy of the labels (relative to the force of two unit charges 1 Å apart)
@@ -39,7 +40,6 @@ NEIGHBOR_SKIN = 2.0  # Å
 MASS_O = float(atomic_masses[atomic_numbers["O"]])
 MASS_H = float(atomic_masses[atomic_numbers["H"]])
 WATER_MASS_AMU = MASS_O + 2 * MASS_H
-GRAMS_PER_AMU = units._amu * 1e3
 
 
 @dataclasses.dataclass(frozen=True)

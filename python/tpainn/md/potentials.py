@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tpainn import dispersion
-from tpainn.data.registry import sha256_of
+from tpainn.classical.units import ATM_TO_BAR
 from tpainn.classical.water_model import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
+from tpainn.data.registry import sha256_of
 
 # Atom types of the data file, in type order (pair_coeff * * maps them to the model's species).
 TYPE_ELEMENTS = ("O", "H")
@@ -39,7 +40,7 @@ class UnitStyle:
 
 
 METAL = UnitStyle("metal", 1000.0, 1.0)  # eV, Å, ps, bar: what pair_style tpainn computes in
-REAL = UnitStyle("real", 1.0, 1.01325)  # kcal/mol, Å, fs, atm: the classical force fields' units
+REAL = UnitStyle("real", 1.0, ATM_TO_BAR)  # kcal/mol, Å, fs, atm: the classical force fields' units
 
 
 @dataclass(frozen=True)
