@@ -63,6 +63,10 @@ def _rdkit():
     return rdkit, Chem, rdDetermineBonds, rdForceFieldHelpers
 
 
+def rdkit_version() -> str:
+    return _rdkit()[0].__version__
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
     """Silence file descriptor 2: the extended-Hückel code prints a warning for every O-H bond."""
@@ -238,8 +242,3 @@ class MMFF94Calculator(Calculator):
             "free_energy": energy,
             "forces": -gradient * KCAL_MOL_TO_EV,
         }
-
-
-
-def rdkit_version() -> str:
-    return _rdkit()[0].__version__

@@ -17,16 +17,16 @@ A frame holds the positions (Å, wrapped into the cell [0, L)³), the cubic cell
 potential energy (eV), the forces (eV/Å) and the virial stress (eV/Å³, ASE sign: σ = (1/V) ∂E/∂ε, the
 configurational part of −P with no kinetic term, from LAMMPS `compute pressure NULL virial`), atoms in LAMMPS atom-ID order: O, H, H per molecule,
 symbols O/H. With q-TIP4P/F the massless M site is not an atom: LAMMPS has already moved its force onto
-the O and H atoms of its molecule. LAMMPS works in `units real` (kcal/mol, Å, fs); energies and forces
-are converted with ase.units (1 kcal/mol = 0.0433641 eV) before they are stored.
+the O and H atoms of its molecule. LAMMPS works in `units real` (kcal/mol, Å, fs); the labels
+(tpainn.classical.water_lammps) are converted to eV before they are stored.
 
 Labels: the stored energy is LAMMPS' `pe` (pair + bond + angle + PPPM) of exactly the configuration
 whose forces are stored, with PPPM at a relative accuracy of 1e-6 (an RMS force error of ~1.4e-5 eV/Å),
 so the forces are −∇E to that accuracy, and the stress is the strain derivative of that same energy: no
 tail correction in either (`pair_modify tail no`), the LJ shift does not depend on strain
-(`verify_frames()` checks all three, the stress against central differences of E under ±h strain).
+(tpainn.classical.verification checks all three, the stress against central differences of E under ±h strain).
 
-File and resumption: frames go to an HDF5 frame file (tpainn.data.hdf5) in chunks of at most
+File and resumption (tpainn.classical.frame_store): frames go to an HDF5 frame file in chunks of at most
 `FLUSH_FRAMES` frames (and at the end of every state), so a run that is killed keeps what it wrote.
 States are stored one after another, temperatures outer and densities inner, `frames_per_state`
 frames each: frame i belongs to state i // frames_per_state (`frame_states()` gives the mapping,
@@ -35,7 +35,7 @@ on an existing file keeps its frames and continues: complete states are skipped;
 state is re-run from its start (same seed, so the same trajectory on the same LAMMPS build and rank
 count) and only its missing frames are appended — the already stored last frame is compared with its
 regenerated twin and a warning is issued if they differ. Different settings raise ValueError naming
-the parameter.
+every parameter that differs.
 """
 
 from __future__ import annotations
