@@ -295,7 +295,7 @@ CASES = [
     ("classical-verify-no-such-frame", "classical verify {nan_h5} --frames 99", "frame index 99 out of range (8 frames)"),
     ("classical-water-no-molecules", "classical water -o {out}/w.h5 --n-molecules 0", "n_molecules must be an integer >= 1, got 0"),
     ("classical-water-negative-temperature", "classical water -o {out}/w.h5 --temperatures -5", "temperatures must be positive and finite"),
-    ("classical-qm9-no-molecules", "classical qm9 -o {out}/q.h5 --n-molecules 0", "n_molecules must be a positive integer, got 0"),
+    ("classical-qm9-no-molecules", "classical qm9 -o {out}/q.h5 --n-molecules 0", "n_molecules must be an integer >= 1, got 0"),
     ("experiment-config-missing", "experiment learning-curve {out}/none.yaml", "none.yaml: no such config file"),
     ("experiment-bad-sizes", "experiment learning-curve {cfg_empty} sizes=[1]", "config key 'sizes[0]' must be >= 2, got 1"),
     ("evaluate-output-is-a-file", "evaluate {model} {xyz_ok} --output {xyz_ok}", "xyz_ok.xyz: File exists"),

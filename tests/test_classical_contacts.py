@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tpainn.classical.contacts import HH_WINDOW_A, MIN_OH_A, add_short_contacts
-from tpainn.classical.water import frame_states, generate_water, verify_frames
+from tpainn.classical.verification import verify_frames
+from tpainn.classical.water_sampling import frame_states, generate_water
 from tpainn.cli import main as cli
 from tpainn.data import H5Frames, write_frames
 from tpainn.data.labels import labels_of

@@ -11,18 +11,11 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from tpainn.classical import mmff
-from tpainn.classical.mmff import (
-    KCAL_PER_MOL_IN_EV,
-    SKIP_REASONS,
-    MMFF94Calculator,
-    MMFFSetupError,
-    generate_qm9,
-    mmff_molecule,
-    qm9_test_ids,
-    select_qm9,
-    verify_frames,
-)
+from tpainn.classical import qm9_sampling
+from tpainn.classical.mmff import SKIP_REASONS, MMFF94Calculator, MMFFSetupError, mmff_molecule
+from tpainn.classical.qm9_sampling import generate_qm9, qm9_test_ids, select_qm9
+from tpainn.classical.units import KCAL_MOL_TO_EV
+from tpainn.classical.verification import verify_frames
 from tpainn.data import H5Frames, read_qm9, standard_split, write_frames
 
 N_MOLECULES, CONFORMERS = 10, 2
@@ -78,13 +71,13 @@ def test_calculator_forces_are_the_gradient_of_the_energy():
 def test_calculator_energy_is_rdkit_mmff94_in_ev():
     from rdkit.Chem import rdForceFieldHelpers
 
-    assert KCAL_PER_MOL_IN_EV == pytest.approx(0.0433641, rel=1e-5)
+    assert KCAL_MOL_TO_EV == pytest.approx(0.0433641, rel=1e-5)
     (atoms,) = read_qm9([1000])
     mol = mmff_molecule(atoms)
     properties = rdForceFieldHelpers.MMFFGetMoleculeProperties(mol, mmffVariant="MMFF94")
     kcal = rdForceFieldHelpers.MMFFGetMoleculeForceField(mol, properties).CalcEnergy()
     atoms.calc = MMFF94Calculator(mol)
-    assert atoms.get_potential_energy() == pytest.approx(kcal * KCAL_PER_MOL_IN_EV, rel=1e-12)
+    assert atoms.get_potential_energy() == pytest.approx(kcal * KCAL_MOL_TO_EV, rel=1e-12)
 
 
 def test_calculator_keeps_its_molecule():
@@ -138,7 +131,7 @@ def test_constructed_molecules_that_cannot_be_typed():
 
 def test_generator_skips_and_counts_molecules_it_cannot_type(tmp_path, monkeypatch):
     chosen = np.array([1, QM9_BONDS_UNDETERMINED, 2, QM9_BONDS_DISAGREE, 3])
-    monkeypatch.setattr(mmff, "select_qm9", lambda n_molecules, seed, exclude_test: chosen[:n_molecules])
+    monkeypatch.setattr(qm9_sampling, "select_qm9", lambda n_molecules, seed, exclude_test: chosen[:n_molecules])
     path = tmp_path / "skips.h5"
     report = generate_qm9(path, n_molecules=5, conformers_per_molecule=2, progress=False)
     assert report["skipped"] == {"bonds_undetermined": 1, "bonds_disagree_with_smiles": 1}
@@ -226,7 +219,7 @@ def test_test_molecules_are_excluded(generated):
     path, _ = generated
     # standard_split numbers frames in load order (QM9 ids ascending; ids are not contiguous, as
     # 3054 of 1..133885 are absent), so the test ids are the ids at those positions.
-    all_ids = mmff._qm9_ids()
+    all_ids = qm9_sampling._qm9_ids()
     assert len(all_ids) == 130_831 and np.all(np.diff(all_ids) > 0) and all_ids[-1] == 133_885
     _, test_frames = standard_split("qm9", 130_831, seed=0)
     test_ids = qm9_test_ids()
@@ -244,8 +237,8 @@ def test_test_molecules_are_excluded(generated):
 def test_resumed_run_equals_uninterrupted_run(generated, tmp_path, monkeypatch):
     path, _ = generated
     resumed = tmp_path / "resumed.h5"
-    monkeypatch.setattr(mmff, "CHUNK_MOLECULES", 3)
-    real_task, calls = mmff._sample_task, []
+    monkeypatch.setattr(qm9_sampling, "CHUNK_MOLECULES", 3)
+    real_task, calls = qm9_sampling._sample_task, []
 
     def dying_task(task):
         if len(calls) == 7:  # killed while sampling the 8th molecule: molecules 1-6 are on disk
@@ -253,13 +246,13 @@ def test_resumed_run_equals_uninterrupted_run(generated, tmp_path, monkeypatch):
         calls.append(task)
         return real_task(task)
 
-    monkeypatch.setattr(mmff, "_sample_task", dying_task)
+    monkeypatch.setattr(qm9_sampling, "_sample_task", dying_task)
     with pytest.raises(KeyboardInterrupt):
         generate_qm9(resumed, n_molecules=N_MOLECULES, conformers_per_molecule=CONFORMERS, progress=False)
     partial = H5Frames(resumed).metadata
     assert partial["molecules_done"] == 6 and not partial["complete"]
 
-    monkeypatch.setattr(mmff, "_sample_task", real_task)
+    monkeypatch.setattr(qm9_sampling, "_sample_task", real_task)
     # The rest in two worker processes: the frames of a molecule do not depend on who makes them.
     report = generate_qm9(
         resumed, n_molecules=N_MOLECULES, conformers_per_molecule=CONFORMERS, progress=False, workers=2
@@ -322,17 +315,17 @@ def test_existing_file_with_other_settings_is_refused(generated, tmp_path):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"n_molecules": 0}, "n_molecules must be a positive integer, got 0"),
-        ({"n_molecules": 2.5}, "n_molecules must be a positive integer"),
+        ({"n_molecules": 0}, "n_molecules must be an integer >= 1, got 0"),
+        ({"n_molecules": 2.5}, "n_molecules must be an integer >= 1"),
         ({"n_molecules": 117_749}, "n_molecules=117749 exceeds the 117748 QM9 molecules available outside"),
         ({"n_molecules": 130_832, "exclude_test": False}, "n_molecules=130832 exceeds the 130831"),
-        ({"conformers_per_molecule": 0}, "conformers_per_molecule must be a positive integer"),
+        ({"conformers_per_molecule": 0}, "conformers_per_molecule must be an integer >= 1"),
         ({"temperature": 0}, "temperature must be positive"),
         ({"temperature": -300.0}, "temperature must be positive"),
         ({"temperature": float("nan")}, "temperature must be positive and finite"),
         ({"temperature": "hot"}, "temperature must be a number"),
-        ({"seed": -1}, "seed must be a non-negative integer"),
-        ({"workers": 0}, "workers must be a positive integer"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"workers": 0}, "workers must be an integer >= 1"),
     ],
 )
 def test_bad_arguments_are_value_errors_naming_them(tmp_path, arguments, message):

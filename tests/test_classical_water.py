@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 from ase import units
 
-from tpainn.classical import water
-from tpainn.classical.water import (
-    KCAL_MOL_TO_EV,
-    box_length,
-    frame_states,
-    generate_water,
-    initial_positions,
-    verify_frames,
-    water_model,
-)
+from tpainn.classical import water_sampling
+from tpainn.classical.units import KCAL_MOL_TO_EV
+from tpainn.classical.verification import verify_frames
+from tpainn.classical.water_model import box_length, water_model
+from tpainn.classical.water_sampling import frame_states, generate_water, initial_positions
 from tpainn.cli import main as cli
 from tpainn.data import H5Frames
 
@@ -103,8 +98,8 @@ def test_killed_run_resumes_and_keeps_its_frames(generated, tmp_path, monkeypatc
     path, _ = generated
     model = H5Frames(path).metadata["settings"]["model"]
     resumed = tmp_path / "resumed.h5"
-    monkeypatch.setattr(water, "FLUSH_FRAMES", 2)
-    real_sample, produced = water._sample_state, []
+    monkeypatch.setattr(water_sampling, "FLUSH_FRAMES", 2)
+    real_sample, produced = water_sampling._sample_state, []
 
     def dying_sample(*args, **kwargs):
         for item in real_sample(*args, **kwargs):
@@ -113,7 +108,7 @@ def test_killed_run_resumes_and_keeps_its_frames(generated, tmp_path, monkeypatc
             produced.append(item)
             yield item
 
-    monkeypatch.setattr(water, "_sample_state", dying_sample)
+    monkeypatch.setattr(water_sampling, "_sample_state", dying_sample)
     with pytest.raises(KeyboardInterrupt):
         generate_water(resumed, model=model, **SETTINGS)
     kept = H5Frames(resumed)
@@ -121,7 +116,7 @@ def test_killed_run_resumes_and_keeps_its_frames(generated, tmp_path, monkeypatc
     kept_positions = [a.positions.copy() for a in kept]
     kept.close()
 
-    monkeypatch.setattr(water, "_sample_state", real_sample)
+    monkeypatch.setattr(water_sampling, "_sample_state", real_sample)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
         assert generate_water(resumed, model=model, **SETTINGS) == 6
@@ -140,7 +135,7 @@ def test_other_settings_are_refused_by_name(generated):
     path, _ = generated
     model = H5Frames(path).metadata["settings"]["model"]
     before = path.read_bytes()
-    with pytest.raises(ValueError, match="frames_per_state: .* was generated with frames_per_state=3, not 4"):
+    with pytest.raises(ValueError, match=r"other settings \(frames_per_state: file has 3, this run 4\)"):
         generate_water(path, model=model, **{**SETTINGS, "frames_per_state": 4})
     with pytest.raises(ValueError, match="seed"):
         generate_water(path, model=model, **SETTINGS, seed=1)
@@ -156,7 +151,7 @@ def test_other_settings_are_refused_by_name(generated):
         ({"temperatures": [-5.0]}, "temperatures must be positive"),
         ({"densities": [1.0, 1.0]}, "densities must not repeat"),
         ({"sample_interval_fs": 100.25}, "sample_interval_fs .* whole number of timesteps"),
-        ({"timestep_fs": 0}, "timestep_fs must be > 0"),
+        ({"timestep_fs": 0}, "timestep_fs must be positive"),
     ],
 )
 def test_bad_arguments_name_the_parameter(tmp_path, arguments, message):

@@ -26,7 +26,7 @@ from tpainn import TPaiNNCalculator
 from tpainn.analysis import analyze, analyze_runs
 from tpainn.analysis.thermo import read_thermo, stage_rows
 from tpainn.classical.lammps_runtime import new_lammps
-from tpainn.classical.water import MD_KSPACE_ACCURACY, box_length, force_field_commands, real_space_cutoff, water_model
+from tpainn.classical.water_model import MD_KSPACE_ACCURACY, box_length, force_field_commands, real_space_cutoff, water_model
 from tpainn.cli import main
 from tpainn.export import export_model
 from tpainn.md.lammps_input import CONTINUATION_MARKER, last_error
@@ -207,7 +207,7 @@ def test_classical_models_run_with_the_pretraining_force_field(tmp_path, name, c
         assert rows["TotEng"].std() < 0.05 * rows["PotEng"].std()
     data = mda.Universe(str(output / "system.data"), atom_style="id resid type charge x y z")
     np.testing.assert_allclose(data.atoms.charges[:3], [charge_o, -charge_o / 2, -charge_o / 2])
-    # Step 0 equals the force field of tpainn.classical.water on the same box (as its MD samples it), plus
+    # Step 0 equals the force field of tpainn.classical.water_model on the same box (as its MD samples it), plus
     # the LJ tail correction.
     before, after = force_field_commands(water_model(name), real_space_cutoff(N_MOLECULES, [1.0]), MD_KSPACE_ACCURACY, smooth=False)
     with new_lammps() as lmp:
@@ -284,9 +284,9 @@ def carbon_model(tmp_path_factory):
         (["--model", "{missing}"], "no such file, and not a classical water model (choose one of spcfw, qtip4pf"),
         (["--model", "{not_a_model}"], "is not a TorchScript file"),
         (["--model", "{carbon}"], "lack O; water needs O and H"),
-        (["--temperature", "-5"], "temperature_K must be a positive finite number, got -5.0"),
-        (["--pressure", "nan"], "pressure_bar must be a positive finite number, got nan"),
-        (["--production-ps", "0"], "production_ps must be a positive finite number, got 0.0"),
+        (["--temperature", "-5"], "temperature_K must be positive and finite, got -5.0"),
+        (["--pressure", "nan"], "pressure_bar must be positive and finite, got nan"),
+        (["--production-ps", "0"], "production_ps must be positive and finite, got 0.0"),
         (["--npt-ps", "0.0103"], "npt_ps (10.3 fs) must be a whole number (≥ 1) of timesteps of 0.5 fs"),
         (["--timestep-fs", "5"], "timestep_fs must be at most 2.0 fs"),
         (["--tdamp-fs", "2"], "tdamp_fs (2.0 fs) must be at least 10 timesteps"),

@@ -97,7 +97,7 @@ def run_classical(args: argparse.Namespace) -> None:
 
         print(classical_for(args.file, args.format, **label_keys(args)))
     elif args.system == "verify":
-        from tpainn.classical import verify_frames
+        from tpainn.classical.verification import verify_frames
 
         report = verify_frames(args.file, args.frames)
         print(json.dumps(report, indent=2, default=float))
@@ -110,7 +110,7 @@ def run_classical(args: argparse.Namespace) -> None:
                                     contacts_per_frame=args.per_frame, seed=args.seed)  # fmt: skip
         print(f"{args.output}: {len(record['frames'])} of the frames of {args.source} turned into short contacts")
     elif args.system == "water":
-        from tpainn.classical.water import generate_water
+        from tpainn.classical.water_sampling import generate_water
 
         n = generate_water(
             args.output, model=args.model, n_molecules=args.n_molecules, temperatures=args.temperatures,
@@ -119,7 +119,7 @@ def run_classical(args: argparse.Namespace) -> None:
         )  # fmt: skip
         print(f"{args.output}: {n} frames")
     else:
-        from tpainn.classical.mmff import generate_qm9, report_json
+        from tpainn.classical.qm9_sampling import generate_qm9, report_json
 
         report = generate_qm9(
             args.output, n_molecules=args.n_molecules, conformers_per_molecule=args.conformers,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -26,6 +25,7 @@ from ase import Atoms
 from ase.units import Bohr, Hartree
 
 from tpainn.data.labels import attach_labels, labels_of, stress_of
+from tpainn.files import replacing
 from tpainn.model.d3_spec import CN_CUTOFF_A, D3, canonical, parse  # noqa: F401 (canonical: part of this module's API)
 
 def _model(atoms: Atoms, d3: D3):
@@ -71,13 +71,8 @@ def cached(atoms: Atoms, d3: D3) -> tuple[float, np.ndarray, Optional[np.ndarray
             return float(stored["energy"]), stored["forces"], stored["stress"] if "stress" in stored else None
     energy, forces, stress = compute(atoms, d3)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez(out, energy=energy, forces=forces, **({} if stress is None else {"stress": stress}))
-        os.replace(partial, path)  # a reader sees the whole file or none
-    finally:
-        Path(partial).unlink(missing_ok=True)
+    with replacing(path) as partial, open(partial, "wb") as out:  # a reader sees the whole file or none
+        np.savez(out, energy=energy, forces=forces, **({} if stress is None else {"stress": stress}))
     return energy, forces, stress
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from ase.data import atomic_numbers
 
 from tpainn._extension import load_extension
+from tpainn.files import replacing
 from tpainn.model import PaiNN
 from tpainn.model.fused import OPERATORS as FUSED_OPERATORS
 from tpainn.model.fused import fuse
@@ -86,17 +86,13 @@ def export_model(model: Union[PaiNN, str, Path], output: Union[str, Path], fused
     # Scripting a copy leaves the caller's model (possibly in training mode) untouched.
     scripted = torch.jit.script((fuse(model) if fused else copy.deepcopy(model)).eval())
     output = Path(output)
-    tmp = output.with_name(output.name + ".tmp")
     # default=str: provenance may hold paths; the metadata must never make an export fail.
     extra_files = {
         METADATA_FILE: json.dumps(metadata, indent=1, default=str),
         FORMAT_FILE: f"{EXPORT_FORMAT} {FORMAT_VERSION}",
     }
-    try:
-        torch.jit.save(scripted, str(tmp), _extra_files=extra_files)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)  # left only when saving or renaming failed
+    with replacing(output) as partial:
+        torch.jit.save(scripted, str(partial), _extra_files=extra_files)
     return output
 
 

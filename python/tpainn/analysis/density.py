@@ -27,10 +27,10 @@ from scipy.stats import linregress
 
 from tpainn.analysis.rundir import TOPOLOGY, Run
 from tpainn.analysis.thermo import stage_rows
+from tpainn.classical.units import ATM_TO_BAR
 
 # g/cm³ of one amu (g/mol per atom) in one Å³.
 G_PER_CM3_PER_AMU_PER_A3 = atomic_mass * 1e3 / 1e-24
-ATM_TO_BAR = 1.01325
 DEFAULT_BLOCKS = 10
 # Fewer samples than this per block give no usable spread of the block means.
 MIN_SAMPLES_PER_BLOCK = 2

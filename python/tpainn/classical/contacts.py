@@ -9,9 +9,9 @@ source formed cyclic "double-donor" dimers (O–O 2.5–2.7 Å, each molecule do
 there (the H⁺–H⁺ Coulomb repulsion of the two molecules' sites), labelled by the same LAMMPS
 set-up as the sampled frames, so that pretraining — and replay during autotuning — teaches the wall.
 
-`add_short_contacts()` copies a file written by `generate_water()` and replaces a chosen fraction of
-its frames by their turned variants: frame i stays a frame of the same state (T, ρ), so `frame_states()`
-and `verify_frames()` work on the output as on the source. Which frames were replaced, the distance
+`add_short_contacts()` copies a file written by `generate_water()` (water_sampling) and replaces a chosen fraction
+of its frames by their turned variants: frame i stays a frame of the same state (T, ρ), so `frame_states()`
+and `verify_frames()` (verification) work on the output as on the source. Which frames were replaced, the distance
 window and the seed are stored in the metadata (`short_contacts`).
 """
 
@@ -19,26 +19,18 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
-from tpainn.classical.water import (
-    GENERATOR,
-    KCAL_MOL_TO_EV,
-    WaterModel,
-    _evaluate,
-    _open_lammps,
-    _random_rotation,
-    _set_positions,
-    _virial_stress,
-    write_data_file,
-)
+from tpainn.arguments import integer
+from tpainn.classical.frame_store import require_generator, write_complete
+from tpainn.classical.water_lammps import WaterLabeller
+from tpainn.classical.water_model import minimum_image, random_rotation, wrap
+from tpainn.classical.water_sampling import GENERATOR
 from tpainn.data.errors import DataError
-from tpainn.data.hdf5 import H5Frames, write_frames
+from tpainn.data.hdf5 import H5Frames
 from tpainn.data.labels import attach_labels
 from tpainn.data.dataset_files import sha256_of
 
@@ -48,10 +40,6 @@ TOLERANCE_A = 0.05  # a target distance d is met within ±TOLERANCE_A
 TURN_TRIES = 20_000
 
 
-def _minimum_image(delta: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    return delta - lengths * np.round(delta / lengths)
-
-
 def turn_molecule(positions: np.ndarray, lengths: np.ndarray, molecule: int, target: float, rng) -> np.ndarray | None:
     """Positions with `molecule` (O, H, H rows 3m..3m+2) rotated about its O so that its closest
     intermolecular H–H distance is `target` ± TOLERANCE_A and no intermolecular O–H is below MIN_OH_A;
@@ -59,22 +47,22 @@ def turn_molecule(positions: np.ndarray, lengths: np.ndarray, molecule: int, tar
     n_molecules = len(positions) // 3
     own = slice(3 * molecule, 3 * molecule + 3)
     oxygen = positions[3 * molecule]
-    arms = _minimum_image(positions[own] - oxygen, lengths)  # O at 0, the H's unwrapped around it
+    arms = minimum_image(positions[own] - oxygen, lengths)  # O at 0, the H's unwrapped around it
     others = np.delete(np.arange(3 * n_molecules), np.arange(3 * molecule, 3 * molecule + 3))
     other_o = others[others % 3 == 0]
     other_h = others[others % 3 != 0]
-    to_o = _minimum_image(positions[other_o] - oxygen, lengths)
-    to_h = _minimum_image(positions[other_h] - oxygen, lengths)
+    to_o = minimum_image(positions[other_o] - oxygen, lengths)
+    to_h = minimum_image(positions[other_h] - oxygen, lengths)
     if np.linalg.norm(to_h, axis=1).min() < MIN_OH_A:  # the unturned O already has a close H
         return None
     for _ in range(TURN_TRIES):
-        hydrogens = arms[1:] @ _random_rotation(rng).T
+        hydrogens = arms[1:] @ random_rotation(rng).T
         hh = np.linalg.norm(hydrogens[:, None, :] - to_h[None, :, :], axis=-1).min()
         oh = np.linalg.norm(hydrogens[:, None, :] - to_o[None, :, :], axis=-1).min()
         if abs(hh - target) <= TOLERANCE_A and oh >= MIN_OH_A:
             turned = positions.copy()
             turned[3 * molecule + 1 : 3 * molecule + 3] = oxygen + hydrogens
-            return turned - np.floor(turned / lengths) * lengths
+            return wrap(turned, lengths)
     return None
 
 
@@ -96,32 +84,6 @@ def short_contact_positions(atoms: Atoms, n_contacts: int, rng, window=HH_WINDOW
     return positions, met
 
 
-class _Labeller:
-    """LAMMPS instances with the source file's force field, one per box (states differ in density)."""
-
-    def __init__(self, metadata: dict):
-        force_field = metadata["force_field"]
-        self.model = WaterModel.from_parameters(force_field["parameters"])
-        self.cutoff, self.accuracy = force_field["cutoff_A"], force_field["kspace_accuracy"]
-        self.instances: dict[tuple, object] = {}
-
-    def __call__(self, positions: np.ndarray, lengths: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        key = tuple(np.round(lengths, 12))
-        if key not in self.instances:
-            with tempfile.TemporaryDirectory(prefix="tpainn-contacts-") as tmp:
-                data_file = Path(tmp) / "water.data"
-                write_data_file(data_file, self.model, positions, lengths)
-                self.instances[key] = _open_lammps(self.model, data_file, self.cutoff, self.accuracy)
-        lmp = self.instances[key]
-        _set_positions(lmp, positions)
-        energy, forces = _evaluate(lmp)
-        return energy * KCAL_MOL_TO_EV, forces * KCAL_MOL_TO_EV, _virial_stress(lmp)
-
-    def close(self) -> None:
-        for lmp in self.instances.values():
-            lmp.close()
-
-
 def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_frame: int = 4, seed: int = 0,
                        window=HH_WINDOW_A, progress: bool = True) -> dict:  # fmt: skip
     """Write `output`: the frames of `source` (a `tpainn classical water` file), a `fraction` of them
@@ -131,16 +93,14 @@ def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_fram
     source, output = Path(source), Path(output)
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction: {fraction} is not in (0, 1]")
-    if contacts_per_frame < 1:
-        raise ValueError(f"contacts_per_frame: {contacts_per_frame} is not a positive integer")
+    integer("contacts_per_frame", contacts_per_frame, 1)
     if not window[0] < window[1]:
         raise ValueError(f"window: {window} is not (shortest, longest) in Å")
     if output.resolve() == source.resolve():
         raise ValueError(f"output: {output} is the source file; write to another file")
     frames = H5Frames(source)
     metadata = copy.deepcopy(frames.metadata)
-    if metadata.get("generator") != GENERATOR:
-        raise ValueError(f"{source}: not written by `tpainn classical water` (no water force field in its metadata)")
+    require_generator(source, metadata, GENERATOR, "classical water")
     if "short_contacts" in metadata:
         raise ValueError(f"{source}: already holds short-contact frames")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5C]))
@@ -161,7 +121,7 @@ def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_fram
     if output.exists():
         frames.close()
         return _existing(output, record)
-    labeller = _Labeller(metadata)
+    labeller = WaterLabeller(metadata["force_field"])
     out, turned = [], set(record["frames"])
     from tqdm.auto import tqdm
 
@@ -170,23 +130,24 @@ def add_short_contacts(source, output, fraction: float = 0.25, contacts_per_fram
             atoms = frames[index]
             if index in turned:
                 frame_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5C, int(index)]))
-                try:
-                    positions, _ = short_contact_positions(atoms, contacts_per_frame, frame_rng, window)
-                except RuntimeError as err:
-                    raise ValueError(f"{source} frame {index}: {err}") from err
-                lengths = np.diag(atoms.cell.array).copy()
-                energy, forces, stress = labeller(positions, lengths)
-                atoms = attach_labels(Atoms(atoms.symbols, positions=positions, cell=atoms.cell, pbc=True),
-                                      energy, forces, stress)  # fmt: skip
+                atoms = _turned(atoms, contacts_per_frame, frame_rng, window, labeller, f"{source} frame {index}")
             out.append(atoms)
     finally:
         labeller.close()
         frames.close()
     metadata["short_contacts"] = record
-    tmp = output.with_name(output.name + ".partial")
-    write_frames(tmp, out, metadata=metadata)
-    os.replace(tmp, output)
+    write_complete(output, out, metadata)
     return record
+
+
+def _turned(atoms: Atoms, contacts_per_frame: int, rng, window, labeller: WaterLabeller, where: str) -> Atoms:
+    """The frame with `contacts_per_frame` molecules turned into short contacts, relabelled."""
+    try:
+        positions, _ = short_contact_positions(atoms, contacts_per_frame, rng, window)
+    except RuntimeError as err:
+        raise ValueError(f"{where}: {err}") from err
+    labels = labeller(positions, np.diag(atoms.cell.array).copy())
+    return attach_labels(Atoms(atoms.symbols, positions=positions, cell=atoms.cell, pbc=True), *labels)
 
 
 def _existing(output: Path, record: dict) -> dict:

@@ -16,11 +16,11 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import get_distances
 
+from tpainn.classical.units import GRAMS_PER_AMU
 from tpainn.data.frames import load_frames
 
 # O–H distance below which an H belongs to an O (water's is 0.96-1.0 Å; the next O is 1.6 Å away or more).
 OH_BOND_A = 1.25
-_AMU_PER_A3_TO_G_PER_CM3 = 1.66053906660
 _CHECKED_FRAMES = 5
 
 
@@ -56,7 +56,7 @@ def classical_for(spec: str | os.PathLike, format: str | None = None, **keys: st
     n_molecules = len(first) // 3
     density = ""
     if first.pbc.all():
-        rho = first.get_masses().sum() / first.get_volume() * _AMU_PER_A3_TO_G_PER_CM3
+        rho = first.get_masses().sum() * GRAMS_PER_AMU / (first.get_volume() * 1e-24)
         density = f" at {rho:.3f} g/cm³"
     return "\n".join([
         f"{spec}: water, {n_molecules} H2O per frame{density}. Classical models: spcfw (SPC/Fw), qtip4pf (q-TIP4P/F).",

@@ -17,8 +17,12 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 LIBMPI_NAME = "libmpi.so.12"
 QUIET_ARGS = ("-screen", "none", "-log", "none", "-nocite")
+# LAMMPS' random seeds (velocity, fix temp/csvr) must be positive and below 2^30; Packmol takes them too.
+MAX_SEED = 900_000_000
 
 _libmpi_handle: ctypes.CDLL | None = None
 
@@ -90,3 +94,8 @@ def new_lammps(extra_args: tuple[str, ...] | list[str] = ()):
     """
     module = import_lammps()
     return module.lammps(cmdargs=[*QUIET_ARGS, *extra_args])
+
+
+def lammps_seeds(sequence: np.random.SeedSequence, count: int) -> tuple[int, ...]:
+    """`count` independent seeds in 1..MAX_SEED drawn from `sequence`, for LAMMPS and Packmol."""
+    return tuple(int(s) % MAX_SEED + 1 for s in sequence.generate_state(count))

@@ -2,7 +2,7 @@
 (2009)) in a periodic cube, at random positions and orientations, every two atoms of different molecules
 at least `TOLERANCE_A` apart across the periodic boundaries.
 
-Packmol rather than tpainn.classical.water.initial_positions: that one puts the molecules on the sites
+Packmol rather than tpainn.classical.water_sampling.initial_positions: that one puts the molecules on the sites
 of a simple cubic lattice and only tries (200 random orientations) to keep them 1.8 Å apart, which is
 enough for the pretraining data (each state is minimised and equilibrated at fixed density, and only
 decorrelated frames are kept); the production run's NVT equilibration is short (1 ps at the quick scale),
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tpainn.classical.water import WaterModel, molecule_geometry
+from tpainn.classical.water_model import WaterModel, molecule_geometry
 from tpainn.md.programs import ExternalProgramError, find_program
 
 # Packmol's recommended tolerance for water: minimisation then removes the remaining strain quickly.

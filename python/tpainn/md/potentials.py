@@ -1,5 +1,5 @@
 """The potential of a `tpainn md water` run: an exported T-PaiNN model (`pair_style tpainn`) or a classical
-flexible water model (SPC/Fw, q-TIP4P/F, with the force field of tpainn.classical.water), as LAMMPS commands.
+flexible water model (SPC/Fw, q-TIP4P/F, with the force field of tpainn.classical.water_model), as LAMMPS commands.
 
 Both use the same data file (atom_style full, type 1 = O, type 2 = H, O–H bonds and the H–O–H angle).
 For T-PaiNN the bonds only carry the molecules (for the analysis): bond and angle styles are `zero`, and
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tpainn import dispersion
+from tpainn.classical.units import ATM_TO_BAR
+from tpainn.classical.water_model import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
 from tpainn.data.dataset_files import sha256_of
-from tpainn.classical.water import MD_KSPACE_ACCURACY, MODELS, WaterModel, force_field_commands, real_space_cutoff, water_model
 
 # Atom types of the data file, in type order (pair_coeff * * maps them to the model's species).
 TYPE_ELEMENTS = ("O", "H")
@@ -39,7 +40,7 @@ class UnitStyle:
 
 
 METAL = UnitStyle("metal", 1000.0, 1.0)  # eV, Å, ps, bar: what pair_style tpainn computes in
-REAL = UnitStyle("real", 1.0, 1.01325)  # kcal/mol, Å, fs, atm: the classical force fields' units
+REAL = UnitStyle("real", 1.0, ATM_TO_BAR)  # kcal/mol, Å, fs, atm: the classical force fields' units
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def _tpainn_pair(tpainn_style: str, d3: dispersion.D3 | None) -> tuple[tuple[str
 
 
 def classical_potential(model: WaterModel, n_molecules: int, density_g_cm3: float = INITIAL_DENSITY_G_CM3) -> Potential:
-    """The force field of tpainn.classical.water at the sampling MD's PPPM accuracy and Ewald splitting; the
+    """The force field of tpainn.classical.water_model at the sampling MD's PPPM accuracy and Ewald splitting; the
     real-space cutoff fits the box at 1 g/cm³ or at `density_g_cm3` if that is denser."""
     cutoff = real_space_cutoff(n_molecules, [max(INITIAL_DENSITY_G_CM3, density_g_cm3)])
     before, after = force_field_commands(model, cutoff, MD_KSPACE_ACCURACY, smooth=False)

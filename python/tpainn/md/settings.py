@@ -8,10 +8,12 @@ whole number of timesteps is an error, not rounded.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from tpainn.arguments import integer, number, whole_steps
+from tpainn.classical.lammps_runtime import lammps_seeds
 
 # Stage lengths (ps). quick: a first look that the analysis' defaults accept (the default MSD fit window,
 # 1 ps to half the trajectory, needs more than 2 ps of production; the density's error needs ≥ 20 thermo rows
@@ -118,20 +120,20 @@ def restart_every_steps(settings: MDSettings) -> int:
 def check_settings(settings: MDSettings) -> None:
     """ValueError naming the first setting that makes no sense."""
     s = settings
-    _integer("n_molecules", s.n_molecules, MIN_MOLECULES)
-    _integer("minimize_iterations", s.minimize_iterations, 1)
-    _integer("seed", s.seed, 0)
-    _positive("temperature_K", s.temperature_K)
-    _positive("pressure_bar", s.pressure_bar)
-    _positive("timestep_fs", s.timestep_fs)
+    integer("n_molecules", s.n_molecules, MIN_MOLECULES)
+    integer("minimize_iterations", s.minimize_iterations, 1)
+    integer("seed", s.seed, 0)
+    number("temperature_K", s.temperature_K)
+    number("pressure_bar", s.pressure_bar)
+    number("timestep_fs", s.timestep_fs)
     if s.timestep_fs > MAX_TIMESTEP_FS:
         raise ValueError(f"timestep_fs must be at most {MAX_TIMESTEP_FS} fs for flexible water, got {s.timestep_fs}")
     for name in ("equilibration_ps", "production_ps", "thermo_every_fs", "dump_every_fs", "restart_every_ps", "density_g_cm3"):
-        _positive(name, getattr(s, name))
+        number(name, getattr(s, name))
     if s.npt_ps != 0:
-        _positive("npt_ps", s.npt_ps)
+        number("npt_ps", s.npt_ps)
     for name in ("tdamp_fs", "pdamp_fs"):
-        _positive(name, getattr(s, name))
+        number(name, getattr(s, name))
         if getattr(s, name) < MIN_DAMP_TIMESTEPS * s.timestep_fs:
             raise ValueError(f"{name} ({getattr(s, name)} fs) must be at least {MIN_DAMP_TIMESTEPS} timesteps "
                              f"({MIN_DAMP_TIMESTEPS * s.timestep_fs} fs)")  # fmt: skip
@@ -144,25 +146,7 @@ def check_settings(settings: MDSettings) -> None:
     restart_every_steps(s)
 
 
-def whole_steps(name: str, duration_fs: float, timestep_fs: float) -> int:
-    """duration / timestep, which must be a whole number ≥ 1."""
-    steps = round(duration_fs / timestep_fs)
-    if steps < 1 or abs(steps * timestep_fs - duration_fs) > 1e-9 * max(duration_fs, 1.0):
-        raise ValueError(f"{name} ({duration_fs:g} fs) must be a whole number (≥ 1) of timesteps of {timestep_fs:g} fs")
-    return steps
-
-
-def _positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _integer(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def derived_seeds(seed: int) -> tuple[int, int]:
-    """Independent seeds (in 1..9e8, valid for both programs) for Packmol and for the initial velocities."""
-    packmol, velocity = (int(s) % 900_000_000 + 1 for s in np.random.SeedSequence(seed).generate_state(2))
+    """Independent seeds (valid for both programs) for Packmol and for the initial velocities."""
+    packmol, velocity = lammps_seeds(np.random.SeedSequence(seed), 2)
     return packmol, velocity

@@ -15,6 +15,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from tpainn.files import replacing
+
 TRAJECTORY = "trajectory.dcd"
 SEGMENT = "trajectory.$(step).dcd"  # LAMMPS substitutes the current step
 _SEGMENT = re.compile(r"trajectory\.(\d+)\.dcd")
@@ -85,17 +87,15 @@ def _write_joined(segments: list[tuple[int, Path]], counts: list[int], target: P
     import MDAnalysis as mda
     from MDAnalysis.coordinates.DCD import DCDWriter
 
-    tmp = target.with_name(target.name + ".tmp")
     for (_, path), count in zip(segments, counts):
         _check_frame_count(path, count, exact=path == segments[-1][1])
     with _dcd_reader(segments[0][1]) as first:
         n_atoms = first.n_atoms
     universe = mda.Universe.empty(n_atoms, trajectory=True)
-    with DCDWriter(str(tmp), n_atoms) as writer:
+    with replacing(target) as partial, DCDWriter(str(partial), n_atoms) as writer:
         for (_, path), count in zip(segments, counts):
             with _dcd_reader(path) as reader:
                 for ts in reader[:count]:
                     universe.atoms.positions = ts.positions
                     universe.dimensions = ts.dimensions
                     writer.write(universe)
-    os.replace(tmp, target)

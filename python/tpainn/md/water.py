@@ -25,8 +25,9 @@ import subprocess
 import threading
 from pathlib import Path
 
+from tpainn.arguments import integer
 from tpainn.classical.lammps_runtime import lammps_version
-from tpainn.classical.water import box_length, write_data_file
+from tpainn.classical.water_model import box_length, write_data_file
 from tpainn.md.checkpoints import (CHECKPOINTS, Checkpoint, StartPoint, finished_stages, read_checkpoints,
                                    remove_superseded_restarts, start_point)  # fmt: skip
 from tpainn.md.lammps_input import CONTINUATION_MARKER, DATA, LOG, SUMMARY, input_script, last_error
@@ -34,6 +35,7 @@ from tpainn.md.packing import pack_water_box
 from tpainn.md.potentials import TYPE_ELEMENTS, Potential, resolve_potential
 from tpainn.md.programs import ExternalProgramError, find_program
 from tpainn.md.settings import MDSettings, Stage, derived_seeds, plan_stages, restart_every_steps
+from tpainn.files import replacing
 from tpainn.md.trajectory import TRAJECTORY, join_segments, remove_segments
 
 INPUT = "in.lammps"
@@ -54,8 +56,7 @@ def run_water(output, model: str, settings: MDSettings | None = None, label: str
     settings = settings or MDSettings()
     stages = plan_stages(settings)
     restart_every = restart_every_steps(settings)
-    if isinstance(mpi, bool) or not isinstance(mpi, int) or mpi < 1:
-        raise ValueError(f"mpi must be an integer >= 1 (MPI ranks), got {mpi!r}")
+    integer("mpi", mpi, 1)
     potential = resolve_potential(model, settings.n_molecules, device, dtype, settings.density_g_cm3)
     run_dir = Path(output)
     record = _record(settings, potential, label or potential.title)
@@ -214,9 +215,8 @@ def _summary(record: dict, stages: list[Stage], checkpoints: list[Checkpoint], c
 
 def _write_summary(run_dir: Path, summary: dict) -> dict:
     """summary.json, replaced atomically (a reader never sees half a file)."""
-    tmp = run_dir / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    os.replace(tmp, run_dir / SUMMARY)
+    with replacing(run_dir / SUMMARY) as partial:
+        partial.write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 

@@ -5,13 +5,13 @@ Two kinds of file, both plain `torch.save` dicts loadable with `weights_only=Tru
 - the model file (`model.pt`): format tag, hyperparameters, weights (the best EMA weights) and provenance.
 """
 
-import os
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import torch
 
+from tpainn.files import replacing
 from tpainn.model import PaiNN
 
 MODEL_FORMAT = "tpainn-model"
@@ -19,13 +19,8 @@ CHECKPOINT_FORMAT = "tpainn-checkpoint"
 
 
 def save_atomic(obj: Dict[str, Any], path: Union[str, Path]) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with replacing(path) as partial:
+        torch.save(obj, partial)
 
 
 def _load(path: Union[str, Path], *formats: str) -> Dict[str, Any]:
