@@ -121,3 +121,18 @@ def test_batches_too_small_to_share_are_refused():
     with pytest.raises(ValueError, match="split.n_train=7 leaves 1 in the last one"):
         Distributed(1, 2).check_batches(7, 2)
     Distributed(1, 2).check_batches(6, 2)
+
+
+def test_process_shards_make_up_the_one_process_batches():
+    from torch.utils.data import BatchSampler, RandomSampler
+
+    from tpainn.train.distributed import Distributed
+
+    def batches(dist):
+        return list(dist.batch_sampler(range(11), 4, torch.Generator().manual_seed(3)))
+
+    one = list(BatchSampler(RandomSampler(range(11), generator=torch.Generator().manual_seed(3)), 4, drop_last=False))
+    assert batches(Distributed(0, 1)) == one
+    shards = [batches(Distributed(rank, 2)) for rank in (0, 1)]
+    assert [sorted(a + b) for a, b in zip(*shards)] == [sorted(batch) for batch in one]
+    assert all(a and b and not set(a) & set(b) for a, b in zip(*shards))
