@@ -48,6 +48,7 @@ benchmark: install
 	$(PY) benchmarks/neighbor_list.py
 	MAIN_VENV=$(abspath $(VENV)) bash benchmarks/schnetpack-env.sh
 	.venv-bench/bin/python benchmarks/engine_speed.py
+	.venv-bench/bin/python benchmarks/train_speed.py
 	$(PY) benchmarks/lammps_speed.py
 
 clean:

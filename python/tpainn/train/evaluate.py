@@ -1,7 +1,7 @@
 """Errors of a model on labelled frames: energy per atom, force and stress MAE/RMSE, and parity plots."""
 
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Union
 
 import ase.units
 import numpy as np
@@ -15,11 +15,13 @@ from tpainn.model import PaiNN
 KBAR = 1e8 * ase.units.Pascal  # eV/Å³
 
 
-def predict(model: PaiNN, frames: Sequence[Atoms], batch_size: int = 4) -> Dict[str, np.ndarray]:
+def predict(model: PaiNN, frames: Union[Sequence[Atoms], GraphDataset], batch_size: int = 4) -> Dict[str, np.ndarray]:
     """Reference and predicted energies (eV), atom counts, and forces (eV/Å) and stress (eV/Å³, [n, 3, 3] of the
-    frames that have it) when the frames have them."""
+    frames that have it) when the frames have them. A GraphDataset is used as it is (validation reuses its
+    cached graphs every epoch)."""
     model.eval()
-    loader = DataLoader(GraphDataset(frames, model.cutoff, cache=False), batch_size=batch_size, collate_fn=collate)
+    graphs = frames if isinstance(frames, GraphDataset) else GraphDataset(frames, model.cutoff, cache=False)
+    loader = DataLoader(graphs, batch_size=batch_size, collate_fn=collate)
     keys = ("energy_ref", "energy_pred", "n_atoms", "forces_ref", "forces_pred", "stress_ref", "stress_pred")
     columns: Dict[str, list] = {k: [] for k in keys}
     for batch in loader:

@@ -16,7 +16,7 @@ on one readout, only on the representation (MACE's multi-head fine-tuning). Mode
 """
 
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -71,12 +71,13 @@ class Replay:
             for atoms, offset in zip(pool_frames, offsets)
         ]
 
-    def batches(self, loader, generator: torch.Generator) -> Iterator[Graph]:
+    def batches(self, loader, generator: torch.Generator, share: Callable[[List[int]], List[int]] = list) -> Iterator[Graph]:
         """The loader's lists of DFT graphs, each collated with the next `per_batch` replayed graphs of a
-        permutation of the pool drawn from `generator` (so a resumed epoch replays the same frames)."""
+        permutation of the pool drawn from `generator` (so a resumed epoch replays the same frames); of these,
+        `share` picks this process's part (distributed training: train/distributed.py)."""
         order = torch.randperm(len(self.graphs), generator=generator).tolist()
         position = 0
         for graphs in loader:
             chosen = [order[(position + k) % len(order)] for k in range(self.per_batch)]
             position += self.per_batch
-            yield collate([*graphs, *(self.graphs[i] for i in chosen)])
+            yield collate([*graphs, *(self.graphs[i] for i in share(chosen))])

@@ -24,6 +24,7 @@ from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, specie
 from tpainn.model import PaiNN
 from tpainn.train import autotune
 from tpainn.train.config import DEFAULTS
+from tpainn.train.distributed import SINGLE_PROCESS, Distributed
 from tpainn.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_trained, model_file, save_atomic
 from tpainn.train.evaluate import error_metrics, format_metrics, parity_plot, predict
 from tpainn.train.guards import check_loss
@@ -69,22 +70,30 @@ def build_model(config: Dict[str, Any], train_frames: Sequence, species: Sequenc
     return model
 
 
-def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, float]) -> torch.Tensor:
+def batch_counts(batch: Graph) -> torch.Tensor:
+    """Frames, atoms and frames with stress in a batch: the denominators of its loss terms."""
+    stress_frames = batch["stress_mask"].sum() if "stress_mask" in batch else 0
+    return torch.tensor([len(batch["n_atoms"]), int(batch["n_atoms"].sum()), int(stress_frames)], dtype=torch.float64)
+
+
+def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, float], counts: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Weighted MSE of the energy per atom (eV/atom)², of force components (eV/Å)² and of stress components
     (eV/Å³)² over the frames with stress; each frame's terms are scaled by its `weight` (replay) and its
-    predicted energy shifted by its `energy_offset` (its own energy zero)."""
+    predicted energy shifted by its `energy_offset` (its own energy zero). With `counts` (batch_counts of a
+    larger batch this one is part of: distributed training) the sums are divided by those: this part's share."""
+    n_frames, n_atoms, n_stress_frames = batch_counts(batch) if counts is None else counts
     n_graphs = len(batch["n_atoms"])
     frame_weight = batch.get("weight", torch.ones(n_graphs, dtype=torch.float64))
     energy = out["energy"] + batch.get("energy_offset", torch.zeros(n_graphs, dtype=torch.float64))
     energy_error = (energy - batch["energy"]) / batch["n_atoms"]
-    loss = weights["energy_weight"] * torch.mean(frame_weight * energy_error**2)
+    loss = weights["energy_weight"] * torch.sum(frame_weight * energy_error**2) / n_frames
     if "forces" in batch:
         squared = ((out["forces"] - batch["forces"]) ** 2).mean(dim=1)
-        loss = loss + weights["forces_weight"] * torch.mean(frame_weight[batch["batch"]] * squared)
+        loss = loss + weights["forces_weight"] * torch.sum(frame_weight[batch["batch"]] * squared) / n_atoms
     if "stress" in out:
         mask = batch["stress_mask"].to(torch.float64) * frame_weight
         squared = ((out["stress"] - batch["stress"]) ** 2).mean(dim=(1, 2))
-        loss = loss + weights["stress_weight"] * torch.sum(mask * squared) / batch["stress_mask"].sum()
+        loss = loss + weights["stress_weight"] * torch.sum(mask * squared) / n_stress_frames
     return loss
 
 
@@ -118,31 +127,37 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: Dict[str, Any], e
     raise ValueError(f"unknown schedule kind {schedule['kind']!r}: expected 'plateau' or 'cosine'")
 
 
-def train_epoch(model, ema, optimizer, batches, config, anchor: Optional[List[torch.Tensor]] = None) -> float:
+def train_epoch(model, ema, optimizer, batches, config, anchor: Optional[List[torch.Tensor]] = None,
+                dist: Distributed = SINGLE_PROCESS) -> float:
     """One pass over the batches; `anchor` (the pretrained weights of the trainable parameters) adds the
-    L2-SP penalty autotune.l2sp · Σ (θ − θ_pretrained)²."""
+    L2-SP penalty autotune.l2sp · Σ (θ − θ_pretrained)². In distributed training `model` is the DDP wrapper and
+    the batches are this process's parts of the global batches (train/distributed.py)."""
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    total, count = 0.0, 0
+    total, count = 0.0, 0.0
     for batch in batches:
+        counts = dist.all_sum(batch_counts(batch))  # of the global batch
         out = model(*model_inputs(batch), compute_forces="forces" in batch, compute_stress=uses_stress(batch, config["loss"]),
                     heads=batch.get("head"))  # fmt: skip
-        loss = loss_terms(out, batch, config["loss"])
+        # This process's share of the global batch's loss: the shares add up to it.
+        loss = loss_terms(out, batch, config["loss"], counts)
         if anchor is not None:
-            loss = loss + config["autotune"]["l2sp"] * sum(torch.sum((p - p0) ** 2) for p, p0 in zip(trainable, anchor))
+            penalty = sum(torch.sum((p - p0) ** 2) for p, p0 in zip(trainable, anchor))
+            loss = loss + config["autotune"]["l2sp"] * penalty / dist.world_size
         check_loss(loss, batch, optimizer, config)  # a non-finite loss stops the run, naming the step and frames
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * dist.world_size).backward()  # DDP averages the gradients over the processes
         torch.nn.utils.clip_grad_norm_(model.parameters(), config["optimizer"]["grad_clip"])
         optimizer.step()
         ema.update_parameters(model)
-        total += float(loss.detach()) * len(batch["n_atoms"])
-        count += len(batch["n_atoms"])
-    return total / count
+        total += float(loss.detach()) * float(counts[0])
+        count += float(counts[0])
+    return float(dist.all_sum(torch.tensor(total, dtype=torch.float64))) / count
 
 
-def validate(model: PaiNN, frames: Sequence, config: Dict[str, Any]) -> Dict[str, float]:
-    prediction = predict(model, frames, config["optimizer"]["batch_size"])
+def validate(model: PaiNN, graphs: GraphDataset, config: Dict[str, Any], dist: Distributed = SINGLE_PROCESS) -> Dict[str, float]:
+    """Metrics and loss of the validation graphs (this process's shard of them), gathered over the processes."""
+    prediction = dist.gathered(predict(model, graphs, config["optimizer"]["batch_size"]))
     metrics = error_metrics(prediction)
     de = (prediction["energy_pred"] - prediction["energy_ref"]) / prediction["n_atoms"]
     loss = config["loss"]["energy_weight"] * float(np.mean(de**2))
@@ -230,12 +245,16 @@ def _write_metrics_row(path: Path, row: Dict[str, Any], keep_epochs: int) -> Non
 
 
 def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
-    """Train a model as configured; returns the test metrics (or validation metrics without a test set)."""
+    """Train a model as configured; returns the test metrics (or validation metrics without a test set). Under
+    torchrun, each process trains on its part of every batch (train/distributed.py)."""
+    dist = Distributed.from_env()
     out_dir = Path(config["output_dir"])
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.exists() and not resume:
         raise FileExistsError(f"{checkpoint_path} exists: pass --resume to continue that run, or choose another output_dir")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dist.check_batches(config["split"]["n_train"], config["optimizer"]["batch_size"])
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     if config["threads"]:
         torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(config["seed"])
@@ -258,31 +277,36 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
         checkpoint = load_checkpoint(checkpoint_path)
         _check_same_run(checkpoint["config"], config)
         run.restore(checkpoint)
-    with open(out_dir / "config.yaml", "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
+    if dist.is_main:
+        with open(out_dir / "config.yaml", "w") as f:
+            yaml.safe_dump(config, f, sort_keys=False)
+    network = dist.wrap(model)
 
-    # Graphs of in-memory frames are cached; frames read lazily from HDF5 stay on disk.
-    train_set = GraphDataset(train_frames, model.cutoff, cache=isinstance(train_frames.dataset, list))
-    progress = tqdm(total=config["epochs"], initial=run.epoch, desc="training", unit="epoch")
+    # Graphs of in-memory frames are built once and cached; frames read lazily from HDF5 stay on disk.
+    in_memory = isinstance(train_frames.dataset, list)
+    train_set = GraphDataset(train_frames, model.cutoff, cache=in_memory)
+    val_set = GraphDataset(dist.shard(val_frames), model.cutoff, cache=in_memory)
+    progress = tqdm(total=config["epochs"], initial=run.epoch, desc="training", unit="epoch", disable=not dist.is_main)
     while run.epoch < config["epochs"] and run.stale_epochs < config["early_stopping_patience"]:
         run.epoch += 1
         started = time.perf_counter()
         # The shuffle depends on (seed, epoch) only, so a resumed run sees the same batches.
         generator = torch.Generator().manual_seed(config["seed"] * 1_000_003 + run.epoch)
+        batch_sampler = dist.batch_sampler(train_set, opt["batch_size"], generator)
         if replay is None:
-            batches = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=collate)
+            batches = DataLoader(train_set, batch_sampler=batch_sampler, collate_fn=collate)
         else:
-            loader = DataLoader(train_set, batch_size=opt["batch_size"], shuffle=True, generator=generator, collate_fn=list)
-            batches = replay.batches(loader, generator)
+            batches = replay.batches(DataLoader(train_set, batch_sampler=batch_sampler, collate_fn=list), generator, dist.share)
         scheduler.start_epoch(run.epoch)
-        train_loss = train_epoch(model, ema, optimizer, batches, config, anchor)
-        val = validate(ema.module, val_frames, config)
+        train_loss = train_epoch(network, ema, optimizer, batches, config, anchor, dist)
+        val = validate(ema.module, val_set, config, dist)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.end_epoch(run.epoch, val["loss"])
         if val["loss"] < run.best_loss:
             run.best_loss, run.best_epoch, run.stale_epochs = val["loss"], run.epoch, 0
             run.best_model = copy.deepcopy(model_file(ema.module, provenance))
-            save_atomic(run.best_model, out_dir / "model.pt")
+            if dist.is_main:
+                save_atomic(run.best_model, out_dir / "model.pt")
         else:
             run.stale_epochs += 1
         row = {
@@ -292,21 +316,24 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
             "val_stress_mae_meV_per_A3": 1e3 * val.get("stress_mae", math.nan),
             "seconds": time.perf_counter() - started,
         }  # fmt: skip
-        _write_metrics_row(out_dir / "metrics.csv", row, run.epoch - 1)
-        save_atomic(run.state(), checkpoint_path)
+        if dist.is_main:
+            _write_metrics_row(out_dir / "metrics.csv", row, run.epoch - 1)
+            save_atomic(run.state(), checkpoint_path)
         progress.update(1)
         progress.set_postfix(E=f"{row['val_energy_mae_meV_per_atom']:.2f}meV/at", F=f"{row['val_forces_mae_meV_per_A']:.0f}meV/Å")
     progress.close()
-    return finish(run, out_dir, test_frames if test_frames is not None else val_frames)
+    return finish(run, out_dir, test_frames if test_frames is not None else val_frames, dist)
 
 
-def finish(run: _Run, out_dir: Path, eval_frames: Sequence) -> Dict[str, Any]:
-    """Evaluate the best weights on the held-out frames; write metrics JSON and parity plots."""
+def finish(run: _Run, out_dir: Path, eval_frames: Sequence, dist: Distributed = SINGLE_PROCESS) -> Dict[str, Any]:
+    """Evaluate the best weights on the held-out frames; write metrics JSON and parity plots (process 0)."""
     best = PaiNN.from_hyperparameters(run.best_model["hyperparameters"])
     best.load_state_dict(run.best_model["state_dict"])
-    prediction = predict(best, eval_frames, run.config["optimizer"]["batch_size"])
+    prediction = dist.gathered(predict(best, dist.shard(eval_frames), run.config["optimizer"]["batch_size"]))
     metrics = error_metrics(prediction)
     metrics.update(best_epoch=run.best_epoch, epochs=run.epoch)
+    if not dist.is_main:
+        return metrics
     with open(out_dir / "test_metrics.json", "w") as f:
         json.dump({**metrics, "data": sources_of(run.config["data"])}, f, indent=2)
     parity_plot(prediction, out_dir / "parity.png", title=f"held-out frames ({metrics['n_frames']})")
