@@ -2,7 +2,9 @@
 // (python/tpainn/model/fused.py) that gives the copies of atoms owned elsewhere (the ghosts of a LAMMPS rank)
 // their owners' features. Given φ(s) x [n_owned, 3F] and v [n_owned, 3, F] of the call's own atoms, it returns
 // those of all n_atoms atoms. Without an exchange installed on the calling thread (every call but the engine's
-// decomposed path) every atom is the call's own and it returns x and v unchanged.
+// decomposed path) every atom is the call's own and it returns x and v unchanged. `anchor` is any tensor on the
+// path from the energy to the positions that the forces differentiate (the model passes its edge vectors): it
+// makes every rank run every exchange's backward (ghost_exchange_op.cpp).
 #pragma once
 
 #include <ATen/ATen.h>
