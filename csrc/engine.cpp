@@ -1,6 +1,5 @@
 #include "engine.h"
 
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
@@ -13,6 +12,7 @@
 #include <stdexcept>
 
 #include "cell_list.h"
+#include "ops/ghost_exchange_op.h"
 #include "ops/register_ops.h"
 
 namespace tpainn {
@@ -146,51 +146,6 @@ struct SpatialOrder {
   }
 };
 
-// φ(s) [n_owned, 3F] and v [n_owned, 3, F] of the owned atoms -> the same of all atoms of the call, the copies'
-// rows from their owners (GhostExchange::forward); backward sends the copies' gradients home (::reverse).
-// `anchor` is a leaf that requires grad: with it among the inputs differentiated, every exchange's backward
-// runs on every rank, in the same (reverse layer) order, even where no gradient reaches it, because a rank
-// that skipped one would pair its next reverse exchange with its neighbours' previous one.
-class ExchangeFeatures : public torch::autograd::Function<ExchangeFeatures> {
- public:
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                                                const torch::Tensor& v, const torch::Tensor& anchor, int64_t n_atoms,
-                                                GhostExchange* exchange) {
-    ctx->saved_data["exchange"] = reinterpret_cast<int64_t>(exchange);
-    ctx->saved_data["n_owned"] = x.size(0);
-    const int64_t n_owned = x.size(0), f = v.size(2);
-    // The copies' rows are all written by the exchange: no need to clear them.
-    torch::Tensor rows = torch::empty({n_atoms, 6 * f}, x.options().device(torch::kCPU));
-    rows.narrow(0, 0, n_owned).narrow(1, 0, 3 * f).copy_(x);
-    rows.narrow(0, 0, n_owned).narrow(1, 3 * f, 3 * f).copy_(v.reshape({n_owned, 3 * f}));
-    call(rows, &GhostExchange::forward, &GhostExchange::forward, exchange);
-    return {torch::empty({n_atoms, 3 * f}, x.options()).copy_(rows.narrow(1, 0, 3 * f)),
-            torch::empty({n_atoms, 3, f}, v.options()).copy_(rows.narrow(1, 3 * f, 3 * f).view({n_atoms, 3, f}))};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    auto* exchange = reinterpret_cast<GhostExchange*>(ctx->saved_data["exchange"].toInt());
-    const int64_t n_owned = ctx->saved_data["n_owned"].toInt(), n_atoms = grads[1].size(0), f = grads[1].size(2);
-    torch::Tensor rows = torch::empty({n_atoms, 6 * f}, grads[0].options().device(torch::kCPU));
-    rows.narrow(1, 0, 3 * f).copy_(grads[0]);
-    rows.narrow(1, 3 * f, 3 * f).copy_(grads[1].reshape({n_atoms, 3 * f}));
-    call(rows, &GhostExchange::reverse, &GhostExchange::reverse, exchange);
-    const torch::Tensor owned = rows.narrow(0, 0, n_owned);
-    return {torch::empty({n_owned, 3 * f}, grads[0].options()).copy_(owned.narrow(1, 0, 3 * f)),
-            torch::empty({n_owned, 3, f}, grads[1].options()).copy_(owned.narrow(1, 3 * f, 3 * f).view({n_owned, 3, f})),
-            torch::Tensor(), torch::Tensor(), torch::Tensor()};
-  }
-
- private:
-  // The exchange method for the rows' dtype.
-  static void call(torch::Tensor& rows, void (GhostExchange::*as_float)(float*, int64_t),
-                   void (GhostExchange::*as_double)(double*, int64_t), GhostExchange* exchange) {
-    if (rows.scalar_type() == torch::kFloat32) (exchange->*as_float)(rows.data_ptr<float>(), rows.size(1));
-    else (exchange->*as_double)(rows.data_ptr<double>(), rows.size(1));
-  }
-};
-
 }  // namespace
 
 struct Engine::Impl {
@@ -200,6 +155,7 @@ struct Engine::Impl {
   std::string dtype;
   double skin = 0.0;
   std::vector<int64_t> species_index;  // atomic number -> species index, -1 if unknown
+  bool fills_ghosts = false;           // the model's exchange step calls tpainn::ghost_exchange (fused exports)
 
   // Neighbour list at cutoff + skin and the state it was built for.
   std::vector<Edge> candidates;
@@ -222,6 +178,7 @@ struct Engine::Impl {
     check_format(path, extra[kFormatFile]);
     meta = read_metadata(module);
     meta.json = extra[kMetadataFile];
+    fills_ghosts = module.attr("representation").toModule().attr("ghost_exchange").toModule().attr("fills_ghosts").toBool();
     module.eval();
     for (size_t k = 0; k < meta.atomic_numbers.size(); ++k) {
       const int64_t z = meta.atomic_numbers[k];
@@ -355,75 +312,40 @@ struct Engine::Impl {
   }
 
   Result run_in_given_order(const Atoms& a, const Graph& g, bool virial) {
-    const int64_t n = a.n_atoms;
     torch::Tensor positions;
-    std::vector<torch::jit::IValue> inputs = model_inputs(a, g, true, virial, positions);
+    return call_model(model_inputs(a, g, true, virial, positions), a.n_atoms, a.n_atoms, virial);
+  }
+
+  // The model's forward with atoms [0, n_owned) its own and the exchange installed for the copies' features
+  // (the model's exchange step between layers, csrc/ops/ghost_exchange_op.h); the energy of the owned atoms is
+  // differentiated with respect to all positions. The atoms stay in the caller's order (unlike run()): the
+  // exchange works on the caller's rows, and LAMMPS, the caller this is for, sorts its atoms spatially itself
+  // (atom_modify sort, at the start of every run by default).
+  Result run_decomposed(const Atoms& a, const Graph& g, int64_t n_owned, GhostExchange& exchange) {
+    torch::Tensor positions;
+    std::vector<torch::jit::IValue> inputs = model_inputs(a, g, true, false, positions);
+    inputs.emplace_back();  // heads: the model's readout
+    inputs.emplace_back(n_owned);
+    const ops::InstalledExchange installed(exchange);
+    return call_model(std::move(inputs), n_owned, a.n_atoms, false);
+  }
+
+  // The model's energy, the first n_energies atom energies, the forces on n_forces atoms and the virial if asked.
+  Result call_model(std::vector<torch::jit::IValue> inputs, int64_t n_energies, int64_t n_forces, bool virial) {
     // The profiling executor re-profiles and re-specialises when the edge count changes (every few MD
     // steps) and its autodiff graphs ran slower than the plain interpreter: run unoptimised. The
     // setting is thread-local and restored on return.
     torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);
-    const auto out = module.forward(inputs).toGenericDict();
+    const auto out = module.forward(std::move(inputs)).toGenericDict();
     auto fetch = [&out](const char* key) {
       return out.at(key).toTensor().detach().to(torch::kCPU, torch::kFloat64).contiguous();
     };
     Result r;
     r.energy = fetch("energy").item<double>();
     const torch::Tensor energies = fetch("energies"), forces = fetch("forces");
-    r.energies.assign(energies.data_ptr<double>(), energies.data_ptr<double>() + n);
-    r.forces.assign(forces.data_ptr<double>(), forces.data_ptr<double>() + 3 * n);
+    r.energies.assign(energies.data_ptr<double>(), energies.data_ptr<double>() + n_energies);
+    r.forces.assign(forces.data_ptr<double>(), forces.data_ptr<double>() + 3 * n_forces);
     if (virial) std::copy_n(fetch("virial").data_ptr<double>(), 9, r.virial.begin());
-    return r;
-  }
-
-  // The representation's steps (tpainn/model/representation.py), one layer at a time, exchanging the copies'
-  // features between layers; the energy of the owned atoms is differentiated by one backward pass. The atoms
-  // stay in the caller's order (unlike run()): the exchange works on the caller's rows, and LAMMPS, the caller
-  // this is for, sorts its atoms spatially itself (atom_modify sort, at the start of every run by default).
-  Result run_decomposed(const Atoms& a, const Graph& g, int64_t n_owned, GhostExchange& exchange) {
-    const int64_t n = a.n_atoms, n_edges = int64_t(g.index_i.size());
-    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-    const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-    torch::Tensor positions = on_device(torch::from_blob(const_cast<double*>(a.positions), {n, 3}, f64));
-    positions.requires_grad_(true);
-    const torch::Tensor numbers = on_device(torch::from_blob(const_cast<int64_t*>(a.numbers), {n}, i64));
-    const torch::Tensor centres = on_device(torch::from_blob(const_cast<int64_t*>(g.index_i.data()), {n_edges}, i64));
-    const torch::Tensor neighbours = on_device(torch::from_blob(const_cast<int64_t*>(g.index_j.data()), {n_edges}, i64));
-    const torch::Tensor anchor = torch::zeros({}, f64.requires_grad(true));
-
-    torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);  // as in run()
-    torch::jit::Module representation = module.attr("representation").toModule();
-    auto call = [&representation](const char* method, std::vector<torch::jit::IValue> args) {
-      return representation.get_method(method)(std::move(args));
-    };
-    const torch::Tensor species = module.get_method("species_of")({numbers}).toTensor();
-    const torch::Tensor vectors = positions.index_select(0, neighbours) - positions.index_select(0, centres);
-    const torch::jit::IValue edges = call("edge_features", {vectors.to(scalar_type(dtype))});
-    const auto embedded = call("embed", {species}).toTuple();
-    torch::Tensor s = embedded->elements()[0].toTensor(), v = embedded->elements()[1].toTensor();
-    torch::Tensor x = call("first_messages", {species}).toTensor();  // from the element: known for copies too
-    s = s.narrow(0, 0, n_owned);
-    for (int64_t layer = 0; layer < meta.n_interactions; ++layer) {
-      if (layer > 0) {
-        const auto all = ExchangeFeatures::apply(call("node_messages", {layer, s}).toTensor(), v, anchor, n, &exchange);
-        x = all[0];
-        v = all[1];
-      }
-      const auto updated = call("interact", {layer, s, v, x, edges, centres, neighbours}).toTuple();
-      s = updated->elements()[0].toTensor();
-      v = updated->elements()[1].toTensor();
-    }
-    const torch::Tensor network = module.get_method("atom_energies")({s, species.narrow(0, 0, n_owned)}).toTensor();
-    const torch::Tensor repulsion =
-        module.get_method("repulsion_energies")({vectors, species, centres, neighbours, n_owned}).toTensor();
-    const torch::Tensor energies = (network + repulsion).to(torch::kCPU);
-    const torch::Tensor energy = energies.sum();
-    const auto grads = torch::autograd::grad({energy}, {positions, anchor}, {}, false, false, /*allow_unused=*/true);
-    const torch::Tensor forces =
-        grads[0].defined() ? -grads[0].to(torch::kCPU, torch::kFloat64).contiguous() : torch::zeros({n, 3}, f64);
-    Result r;
-    r.energy = energy.item<double>();
-    r.energies.assign(energies.data_ptr<double>(), energies.data_ptr<double>() + n_owned);
-    r.forces.assign(forces.data_ptr<double>(), forces.data_ptr<double>() + 3 * n);
     return r;
   }
 };
@@ -463,6 +385,10 @@ Result Engine::compute(const Atoms& atoms, const int64_t* edge_i, const int64_t*
 Result Engine::compute_decomposed(const Atoms& atoms, int64_t n_owned, const int64_t* edge_i, const int64_t* edge_j,
                                   int64_t n_edges, GhostExchange& exchange) {
   if (n_owned < 0 || n_owned > atoms.n_atoms) throw std::invalid_argument("n_owned must be in [0, n_atoms]");
+  if (!impl_->fills_ghosts)
+    throw std::invalid_argument("the model is an unfused export (plain TorchScript operators), which cannot fetch the "
+                                "features of atoms owned elsewhere: export it fused (the default) to run on several "
+                                "ranks");
   for (int64_t e = 0; e < n_edges; ++e)
     if (edge_i[e] < 0 || edge_i[e] >= n_owned)
       throw std::invalid_argument("edge " + std::to_string(e) + " starts at atom " + std::to_string(edge_i[e]) +

@@ -15,10 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include "ghost_exchange.h"
+
 namespace tpainn {
 
 // Must match FORMAT_VERSION in python/tpainn/export.py.
-constexpr int64_t kExportFormatVersion = 3;
+constexpr int64_t kExportFormatVersion = 4;
 
 // What the engine knows about the loaded model (read from the scripted model's own attributes).
 struct Metadata {
@@ -45,20 +47,6 @@ struct Atoms {
   const int64_t* numbers;
   int64_t n_atoms;
   const double* cell;
-};
-
-// The caller's communication between layers of a domain-decomposed run (compute_decomposed). `rows` is
-// [n_atoms * width] numbers of the network's dtype (float32 networks exchange floats: half the traffic),
-// row-major, one row per atom of the call, atoms [0, n_owned) owned.
-class GhostExchange {
- public:
-  virtual ~GhostExchange() = default;
-  // Fills the rows of the copies with their owners' rows (owned rows are set on every rank).
-  virtual void forward(float* rows, int64_t width) = 0;
-  virtual void forward(double* rows, int64_t width) = 0;
-  // Adds the copies' rows to their owners' rows, wherever the owners are (the copies' rows are then unused).
-  virtual void reverse(float* rows, int64_t width) = 0;
-  virtual void reverse(double* rows, int64_t width) = 0;
 };
 
 // An invalid_argument about particular atoms (overlapping, not finite), which what() names by their rows in the
@@ -111,9 +99,11 @@ class Engine {
   // For a domain-decomposed caller (the LAMMPS pair style on several MPI ranks): atoms [0, n_owned) are its
   // own, the others are copies of atoms owned elsewhere (or periodic images of its own), at their image
   // positions: no shifts, the cell is unused. Edges i -> j as in compute() above, but only from owned atoms
-  // (i < n_owned) and with every edge of an owned atom listed. The copies' features come from their owners:
-  // before each layer after the first, `exchange.forward` fills them, and in the backward pass
-  // `exchange.reverse` sends their gradients home, so the caller's copies need only reach one cutoff.
+  // (i < n_owned) and with every edge of an owned atom listed. The model's forward runs with n_owned, and its
+  // exchange step between layers (tpainn::ghost_exchange, csrc/ops/ghost_exchange_op.h) fills the copies'
+  // features from their owners through `exchange.forward`; in the backward pass `exchange.reverse` sends their
+  // gradients home, so the caller's copies need only reach one cutoff. Fused exports only (the exchange step of
+  // unfused ones is plain TorchScript: std::invalid_argument).
   // Result: the owned atoms' energies (.energy, .energies [n_owned]) and the forces on all atoms, -dE/dx
   // of the energy summed over every rank's owned atoms; the caller sends the copies' forces to their owners.
   // No virial (the caller has it as sum(x * f) over all atoms, copies at their image positions included).

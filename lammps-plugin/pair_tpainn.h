@@ -27,7 +27,7 @@ class PairTPaiNN : public Pair {
   void unpack_reverse_comm(int, int *, double *) override;
 
  private:
-  // Several ranks: moves the ghosts' features and their gradients between layers (csrc/engine.h) through
+  // Several ranks: moves the ghosts' features and their gradients between layers (csrc/ghost_exchange.h) through
   // LAMMPS' forward and reverse communication of this pair style (the pack/unpack methods above).
   struct RankExchange : tpainn::GhostExchange {
     PairTPaiNN *pair;

@@ -122,23 +122,39 @@ def image_graph(atoms, cutoff):
     return np.array(positions), numbers, np.array(owners, dtype=np.int64), np.stack([edge_index[0], neighbours])
 
 
-@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("name", ["periodic water", "box < 2 cutoffs", "box < cutoff"])
-def test_decomposed_path_matches_periodic_graph(model, exported, tmp_path, name, fused):
+def test_decomposed_path_matches_periodic_graph(model, exported, name):
     """The pair style's path on several MPI ranks (features of copies exchanged between layers), with periodic
     images as the copies: the energies and forces of the periodic graph."""
     atoms = SYSTEMS[name]()
     ref = eager(model, atoms)
-    path = exported if fused else export_model(model, tmp_path / "unfused.pt", fused=False)
     positions, numbers, owners, edge_index = image_graph(atoms, CUTOFF)
     assert len(owners) > 0  # images carry part of the energy: the exchange is exercised
-    out = _C.Engine(str(path)).compute_images(positions, numbers, owners, edge_index)
+    out = _C.Engine(str(exported)).compute_images(positions, numbers, owners, edge_index)
     n = len(atoms)
     forces = out["forces"][:n].copy()
     np.add.at(forces, owners, out["forces"][n:])
     assert out["energy"] == pytest.approx(ref["energy"][0], abs=1e-10)
     np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(forces, ref["forces"], rtol=0, atol=1e-10)
+
+
+def test_decomposed_path_refuses_unfused_exports(model, tmp_path):
+    """An unfused export's exchange step is plain TorchScript: it cannot fill in the copies."""
+    unfused = export_model(model, tmp_path / "unfused.pt", fused=False)
+    positions, numbers, owners, edge_index = image_graph(SYSTEMS["periodic water"](), CUTOFF)
+    with pytest.raises(ValueError, match="unfused export .* export it fused"):
+        _C.Engine(str(unfused)).compute_images(positions, numbers, owners, edge_index)
+
+
+def test_exchange_step_without_an_exchange_returns_its_inputs():
+    """The exchange step outside the decomposed path (ASE, one LAMMPS rank) passes φ(s) and v through, and refuses
+    copies it cannot fill."""
+    x, v, anchor = torch.randn(5, 12), torch.randn(5, 3, 4), torch.zeros(0, 3)
+    x_all, v_all = torch.ops.tpainn.ghost_exchange(x, v, anchor, 5)
+    assert torch.equal(x_all, x) and torch.equal(v_all, v)
+    with pytest.raises(RuntimeError, match="2 atoms are copies of atoms owned elsewhere, but no exchange is installed"):
+        torch.ops.tpainn.ghost_exchange(x, v, anchor, 7)
 
 
 def test_decomposed_path_without_atoms(exported):

@@ -26,7 +26,7 @@ def test_cli_export_round_trip(tmp_path, pretrained_model):
     assert cli(["export", str(pretrained_model), "-o", str(output)]) == 0
     loaded = load_exported(output)
     meta = loaded.metadata
-    assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == FORMAT_VERSION == 3
+    assert meta["format"] == "tpainn-exported-model" and meta["format_version"] == FORMAT_VERSION == 4
     assert meta["repulsion"].startswith("ZBL below the training data")
     assert meta["species"] == ["H", "O"] and meta["atomic_numbers"] == [1, 8]
     assert meta["cutoff"] == 3.0 and meta["n_interactions"] == 2 and meta["receptive_field"] == 6.0
@@ -43,7 +43,7 @@ def test_cli_export_round_trip(tmp_path, pretrained_model):
     ref = trained(*model_inputs(batch_of([atoms], 3.0)), compute_forces=True)
     assert atoms.get_potential_energy() == pytest.approx(ref["energy"].item(), abs=1e-10)
     np.testing.assert_allclose(atoms.get_forces(), ref["forces"].detach().numpy(), rtol=0, atol=1e-10)
-    assert meta["fused_operators"] == ["tpainn::painn_message"]
+    assert meta["fused_operators"] == ["tpainn::painn_message", "tpainn::ghost_exchange"]
     # --unfused: plain TorchScript operators, the same function.
     assert cli(["export", str(pretrained_model), "-o", str(tmp_path / "plain.pt"), "--unfused"]) == 0
     assert load_exported(tmp_path / "plain.pt").metadata["fused_operators"] == []

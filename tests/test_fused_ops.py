@@ -113,7 +113,7 @@ def test_bad_operator_inputs_give_clear_errors():
 def test_engine_matches_eager_model(fused, tmp_path):
     model = make_model()
     path = export_model(model, tmp_path / "model.pt", fused=fused)
-    assert load_exported(path).metadata["fused_operators"] == (["tpainn::painn_message"] if fused else [])
+    assert load_exported(path).metadata["fused_operators"] == (["tpainn::painn_message", "tpainn::ghost_exchange"] if fused else [])
     for system in ("triclinic water", "molecule"):
         atoms = SYSTEMS[system]()
         ref = evaluate(model, atoms)

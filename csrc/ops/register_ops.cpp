@@ -1,7 +1,8 @@
-// tpainn::painn_message: the fused message block (painn_message.h) as a torch operator with a CPU kernel, and
-// an autograd kernel (torch::autograd::Function) so that a TorchScript model calling it can be differentiated
-// by the C++ engine for forces and virial. The backward is an operator too; backends other than the CPU
-// (CUDA) run both as ATen operations (painn_message_aten.h). First derivatives only: training uses the eager message block.
+// tpainn's operators: tpainn::ghost_exchange (ghost_exchange_op.h), and tpainn::painn_message, the fused message
+// block (painn_message.h) as a torch operator with a CPU kernel, and an autograd kernel
+// (torch::autograd::Function) so that a TorchScript model calling it can be differentiated by the C++ engine for
+// forces and virial. The backward is an operator too; backends other than the CPU (CUDA) run both as ATen
+// operations (painn_message_aten.h). First derivatives only: training uses the eager message block.
 #include "register_ops.h"
 
 #include <ATen/ATen.h>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <mutex>
 
+#include "ghost_exchange_op.h"
 #include "painn_message.h"
 #include "painn_message_aten.h"
 
@@ -157,12 +159,14 @@ std::tuple<Tensor, Tensor> painn_message_autograd(const Tensor& s, const Tensor&
 void register_ops() {
   static std::once_flag once;
   // Held for the life of this shared object: a torch::Library unregisters its operators when destroyed.
-  static std::unique_ptr<torch::Library> definitions, cpu_kernels, other_kernels, autograd_kernels;
+  static std::unique_ptr<torch::Library> definitions, cpu_kernels, other_kernels, autograd_kernels, composite_kernels;
   std::call_once(once, [] {
     if (c10::Dispatcher::singleton().findSchema({"tpainn::painn_message", ""}).has_value()) return;
     definitions = std::make_unique<torch::Library>(torch::Library::DEF, "tpainn", std::nullopt, __FILE__, __LINE__);
     definitions->def(kForwardSchema);
     definitions->def(kBackwardSchema);
+    definitions->def(kGhostExchangeSchema);
+    definitions->def(kInstallGhostExchangeSchema);
     cpu_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn", c10::DispatchKey::CPU, __FILE__,
                                                    __LINE__);
     cpu_kernels->impl("painn_message", &painn_message_cpu);
@@ -175,6 +179,11 @@ void register_ops() {
     autograd_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn", c10::DispatchKey::Autograd,
                                                         __FILE__, __LINE__);
     autograd_kernels->impl("painn_message", &painn_message_autograd);
+    // Made of torch operations (and a torch::autograd::Function) on any device; autograd comes with them.
+    composite_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn",
+                                                         c10::DispatchKey::CompositeImplicitAutograd, __FILE__, __LINE__);
+    composite_kernels->impl("ghost_exchange", &ghost_exchange);
+    composite_kernels->impl("_install_ghost_exchange", &install_ghost_exchange);
   });
 }
 

@@ -129,7 +129,8 @@ def _add_export(commands) -> None:
     export.add_argument("model", type=Path, help="model.pt or checkpoint.pt")
     export.add_argument("--output", "-o", type=Path, required=True, help="exported file, e.g. water.pt")
     export.add_argument("--unfused", action="store_true",
-                        help="plain TorchScript operators only (for libtorch loaders without tpainn; several times slower)")
+                        help="plain TorchScript operators only (for libtorch loaders without tpainn; several times slower; "
+                             "one LAMMPS rank only)")
     export.set_defaults(handler=cli_commands.run_export)
 
 

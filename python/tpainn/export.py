@@ -1,13 +1,15 @@
 """TorchScript export of a trained model, with the metadata that makes the file self-contained.
 
 An exported file is `torch.jit.save` of the scripted `PaiNN` plus two extra files: `tpainn_format`
-("tpainn-exported-model 3", the format tag and version that `load_exported` below and the C++ engine
+("tpainn-exported-model 4", the format tag and version that `load_exported` below and the C++ engine
 (csrc/engine.cpp: ASE calculator, LAMMPS) check) and `tpainn_metadata.json` (species, cutoff, interaction
 layers, units, network dtype, the D3 dispersion to add back, the tpainn operators the file calls, versions and
 the training provenance, for people and tools; the engine reads what it needs from the scripted model's own
 attributes; pair_style tpainn reads `dispersion` from the JSON). Fused exports
 (the default) run each message block as one C++ operator (tpainn.model.fused), registered by tpainn._C and by
 the C++ engine; TorchScript loaders without tpainn cannot run them (export with fused=False for those).
+Fused exports also exchange the features of ghost atoms between layers (tpainn::ghost_exchange), which the
+engine's domain-decomposed path needs (pair_style tpainn on several MPI ranks); unfused ones run in one piece.
 Units: positions and cell Å, energies eV, forces eV/Å, virial eV, stress eV/Å³.
 """
 
@@ -34,7 +36,9 @@ EXPORT_FORMAT = "tpainn-exported-model"
 # 2: the representation's steps (edge_features, embed, first_messages, node_messages, interact) and the model's
 # species_of / atom_energies are methods of the file, which the engine runs layer by layer on several MPI ranks.
 # 3: the short-range repulsion (model/repulsion.py), a method of the file (repulsion_energies) the engine adds.
-FORMAT_VERSION = 3
+# 4: forward is the only entry point, also for the engine's domain-decomposed path (forward's n_owned): the exchange
+# of ghost features between layers is a step of the model (tpainn::ghost_exchange in fused exports).
+FORMAT_VERSION = 4
 METADATA_FILE = "tpainn_metadata.json"
 # "<format tag> <format version>": what the C++ engine checks (it reads species, cutoff and layers from the
 # scripted model's attributes and passes the JSON metadata through unparsed).

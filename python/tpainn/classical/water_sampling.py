@@ -184,6 +184,19 @@ def _sample_state(
                 instance.close()
 
 
+# The units of every file this sampler writes (stored in its metadata).
+UNITS = {
+    "positions": "Angstrom",
+    "cell": "Angstrom",
+    "energy": "eV",
+    "forces": "eV/Angstrom",
+    "stress": "eV/Angstrom^3, ASE sign (1/V dE/d(strain)), configurational (virial) part, no kinetic term",
+    "temperature": "K",
+    "density": "g/cm^3",
+    "kcal_mol_to_eV": KCAL_MOL_TO_EV,
+}
+
+
 def _metadata(model, n_molecules, temperatures, densities, frames_per_state, equilibration_ps,
               sample_interval_fs, timestep_fs, seed, cutoff, run) -> dict:  # fmt: skip
     before, after = force_field_commands(model, cutoff, KSPACE_ACCURACY)
@@ -229,16 +242,7 @@ def _metadata(model, n_molecules, temperatures, densities, frames_per_state, equ
             "sample_interval_steps": run["sample_interval_steps"],
             "state_seeds": "numpy SeedSequence([seed, round(T*1000), round(density*1e6)])",
         },
-        "units": {
-            "positions": "Angstrom",
-            "cell": "Angstrom",
-            "energy": "eV",
-            "forces": "eV/Angstrom",
-            "stress": "eV/Angstrom^3, ASE sign (1/V dE/d(strain)), configurational (virial) part, no kinetic term",
-            "temperature": "K",
-            "density": "g/cm^3",
-            "kcal_mol_to_eV": KCAL_MOL_TO_EV,
-        },
+        "units": UNITS,
         "atom_order": "O, H, H per molecule, in LAMMPS atom-ID order; positions wrapped into [0, L)",
         "energy": "total potential energy: LJ + real-space Coulomb + PPPM + bonds + angles",
         "state_order": "temperatures outer, densities inner; frame i is state i // frames_per_state",

@@ -93,7 +93,6 @@ class PaiNN(nn.Module):
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         self.repulsion = ShortRangeRepulsion(numbers, repulsion)
 
-    @torch.jit.export
     def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
         """Index into the model's species of each atomic number; an error names the unknown ones."""
         species = self.species_index[numbers]
@@ -102,7 +101,6 @@ class PaiNN(nn.Module):
             raise ValueError("atomic numbers " + str(unknown) + " are not among this model's species " + str(self.species))
         return species
 
-    @torch.jit.export
     def atom_energies(self, s: torch.Tensor, species: torch.Tensor, head: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Energies [N] (eV, float64) of atoms with scalar features s [N, F]: E_ref(Z) + scale · MLP(s), the
         MLP of each atom's `head` [N] (0: readout, k: heads[k − 1]) if given."""
@@ -111,12 +109,6 @@ class PaiNN(nn.Module):
             for k, readout in enumerate(self.heads):
                 e = torch.where(head == k + 1, readout(s).squeeze(-1), e)
         return e.to(torch.float64) * self.energy_scale + self.reference_energies[species]
-
-    @torch.jit.export
-    def repulsion_energies(self, vectors: torch.Tensor, species: torch.Tensor, centres: torch.Tensor,
-                           neighbours: torch.Tensor, n_atoms: int) -> torch.Tensor:
-        """Short-range repulsion energies [n_atoms] (eV, float64) from the edge vectors [E, 3] (Å, float64)."""
-        return self.repulsion(vectors, species, centres, neighbours, n_atoms)
 
     def set_repulsion(self, kind: str, frames: Sequence) -> None:
         """Use repulsion `kind` with onsets fitted to `frames` (kept below the present ones if the kind is unchanged)."""
@@ -141,6 +133,7 @@ class PaiNN(nn.Module):
         compute_forces: bool = True,
         compute_stress: bool = False,
         heads: Optional[torch.Tensor] = None,
+        n_owned: Optional[int] = None,
     ) -> Dict[str, torch.Tensor]:
         """positions [N,3] Å, numbers [N] atomic numbers, cell [B,3,3] Å, edge_index [2,E] (centre, neighbour),
         cell_shifts [E,3] integer image multiples (r_ij = R_j − R_i + shift·cell), batch [N] graph of each atom.
@@ -148,6 +141,11 @@ class PaiNN(nn.Module):
         Returns energy [B] eV, energies [N] eV; forces [N,3] eV/Å; virial [B,3,3] eV (= −∂E/∂ε) and
         stress [B,3,3] eV/Å³ (= ∂E/∂ε / V, the ASE sign convention) when asked for. heads [B]: the readout of
         each graph (training with several label sources; default: `readout` for all).
+
+        n_owned: atoms [0, n_owned) are the call's own and the others copies of atoms owned elsewhere, whose
+        features the exchange step of a fused export fills in between layers (the C++ engine's domain-decomposed
+        path: csrc/engine.cpp); edges start at owned atoms, energies are those of the owned atoms, forces those
+        on all atoms. Default: all atoms.
         """
         species = self.species_of(numbers)
         positions = positions.to(torch.float64)
@@ -168,11 +166,13 @@ class PaiNN(nn.Module):
         shifts = torch.bmm(cell_shifts.to(torch.float64).unsqueeze(1), cell[batch[centres]]).squeeze(1)
         vectors = positions[neighbours] - positions[centres] + shifts
 
+        owned = len(species) if n_owned is None else n_owned
         network_dtype = self.representation.embedding.weight.dtype
-        s = self.representation(species, vectors.to(network_dtype), centres, neighbours)
-        head = heads[batch] if heads is not None else None
-        energies = self.atom_energies(s, species, head) + self.repulsion_energies(vectors, species, centres, neighbours, len(species))
-        energy = torch.zeros(n_graphs, dtype=torch.float64, device=energies.device).index_add(0, batch, energies)
+        s = self.representation(species, vectors.to(network_dtype), centres, neighbours, owned)
+        graph_of_owned = batch[:owned]
+        head = heads[graph_of_owned] if heads is not None else None
+        energies = self.atom_energies(s, species[:owned], head) + self.repulsion(vectors, species, centres, neighbours, owned)
+        energy = torch.zeros(n_graphs, dtype=torch.float64, device=energies.device).index_add(0, graph_of_owned, energies)
         result: Dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
         if len(inputs) == 0:
             return result

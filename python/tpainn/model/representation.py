@@ -8,14 +8,36 @@ from typing import List, Tuple
 
 import torch
 from torch import nn
+from torch.nn import functional
+
+# What the message blocks read of the edges r_ij: unit vectors [E, 3], radial basis [E, K], cutoff function [E, 1].
+EdgeFeatures = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def messages(
+    s: torch.Tensor,
+    v: torch.Tensor,
+    x: torch.Tensor,
+    filters: torch.Tensor,
+    unit_vectors: torch.Tensor,
+    centres: torch.Tensor,
+    neighbours: torch.Tensor,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """s and v plus the messages of the edges with filters W(r_ij) [E, 3F]: the first len(s) atoms receive; v and
+    x = φ(s) hold every atom that sends."""
+    ds, dvv, dvs = torch.split(x[neighbours] * filters, s.shape[1], dim=-1)
+    dv = v[neighbours] * dvv.unsqueeze(1) + dvs.unsqueeze(1) * unit_vectors.unsqueeze(-1)
+    s = s.index_add(0, centres, ds)
+    v = v[: s.shape[0]].index_add(0, centres, dv)
+    return s, v
 
 
 class PaiNNMessage(nn.Module):
     """Message block: Δs_i = Σ_j φ_s(s_j) ∘ W_s(r_ij);  Δv_i = Σ_j v_j ∘ φ_vv(s_j) ∘ W_vv + φ_vs(s_j) ∘ W_vs r̂_ij.
 
     φ(s_j) is what atom j sends, computed once per atom (F×3F work per atom instead of per edge) by the
-    caller: a domain-decomposed run (the LAMMPS pair style) computes it for its own atoms and receives it
-    for the others. The first len(s) atoms receive messages; v and x hold every atom that sends.
+    representation, which exchanges it for the copies of atoms owned elsewhere. The filters W(r_ij) are
+    (weight · rbf + bias) · cutoff, with the weight and bias of the layer's filter set.
     """
 
     def __init__(self, n_features: int):
@@ -28,16 +50,14 @@ class PaiNNMessage(nn.Module):
         s: torch.Tensor,
         v: torch.Tensor,
         x: torch.Tensor,
-        filters: torch.Tensor,
-        unit_vectors: torch.Tensor,
+        edges: EdgeFeatures,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
         centres: torch.Tensor,
         neighbours: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        ds, dvv, dvs = torch.split(x[neighbours] * filters, self.n_features, dim=-1)
-        dv = v[neighbours] * dvv.unsqueeze(1) + dvs.unsqueeze(1) * unit_vectors.unsqueeze(-1)
-        s = s.index_add(0, centres, ds)
-        v = v[: s.shape[0]].index_add(0, centres, dv)
-        return s, v
+        unit_vectors, rbf, cutoff = edges
+        return messages(s, v, x, functional.linear(rbf, weight, bias) * cutoff, unit_vectors, centres, neighbours)
 
 
 class PaiNNUpdate(nn.Module):
@@ -61,7 +81,8 @@ class PaiNNUpdate(nn.Module):
 
 
 class PaiNNLayer(nn.Module):
-    """One interaction: a message block followed by an update block."""
+    """One interaction: a message block (PaiNNMessage, or the fused one of exports: model/fused.py) followed by
+    an update block."""
 
     def __init__(self, n_features: int):
         super().__init__()
@@ -73,21 +94,41 @@ class PaiNNLayer(nn.Module):
         s: torch.Tensor,
         v: torch.Tensor,
         x: torch.Tensor,
-        filters: torch.Tensor,
-        unit_vectors: torch.Tensor,
+        edges: EdgeFeatures,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
         centres: torch.Tensor,
         neighbours: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        s, v = self.message(s, v, x, filters, unit_vectors, centres, neighbours)
+        s, v = self.message(s, v, x, edges, weight, bias, centres, neighbours)
         return self.update(s, v)
+
+
+class NoGhostExchange(nn.Module):
+    """The exchange step of a model whose every atom is its own (training, unfused exports): returns φ(s) and v.
+
+    Fused exports exchange instead (tpainn.model.fused.GhostExchange): a domain-decomposed caller fills in the
+    copies of atoms owned elsewhere there.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fills_ghosts = False  # read by the C++ engine (csrc/engine.cpp)
+
+    def forward(
+        self, x: torch.Tensor, v: torch.Tensor, anchor: torch.Tensor, n_atoms: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[0] != n_atoms:
+            raise ValueError("atoms owned elsewhere (n_owned < N) need the ghost exchange of a fused export")
+        return x, v
 
 
 class PaiNNRepresentation(nn.Module):
     """Embedding by element, radial filters, and n_interactions message + update blocks.
 
-    forward() runs the steps below in sequence. They are methods of their own (kept in exported models) so
-    that a domain-decomposed caller (csrc/engine.cpp, for the LAMMPS pair style on several MPI ranks) can run
-    them one layer at a time and exchange φ(s) and v of its boundary atoms between layers.
+    The atoms [0, n_owned) of a call are its own, the others copies of atoms owned elsewhere (the ghosts of a
+    domain-decomposed caller: csrc/engine.cpp, for the LAMMPS pair style on several MPI ranks), which only send
+    messages. Before each layer after the first, the exchange step gives the copies their owners' φ(s) and v.
     """
 
     def __init__(
@@ -112,59 +153,27 @@ class PaiNNRepresentation(nn.Module):
         n_filter_sets = 1 if shared_filters else n_interactions
         self.filter_nets = nn.ModuleList([nn.Linear(n_rbf, 3 * n_features) for _ in range(n_filter_sets)])
         self.layers = nn.ModuleList([PaiNNLayer(n_features) for _ in range(n_interactions)])
+        self.ghost_exchange = NoGhostExchange()
 
     def forward(
-        self, species: torch.Tensor, vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor
+        self, species: torch.Tensor, vectors: torch.Tensor, centres: torch.Tensor, neighbours: torch.Tensor, n_owned: int
     ) -> torch.Tensor:
-        """species [N] (index into the model's species), vectors r_ij [E, 3] → scalar features [N, F]."""
-        edges = self.edge_features(vectors)
-        s, v = self.embed(species)
-        for index in range(self.n_interactions):
-            x = self.first_messages(species) if index == 0 else self.node_messages(index, s)
-            s, v = self.interact(index, s, v, x, edges, centres, neighbours)
-        return s
-
-    @torch.jit.export
-    def edge_features(self, vectors: torch.Tensor) -> List[torch.Tensor]:
-        """What the layers need of the edges r_ij [E, 3]: unit vectors, then each filter set W(r_ij) [E, 3F]."""
+        """species [N] (index into the model's species), vectors r_ij [E, 3] of edges from the first n_owned
+        atoms → their scalar features [n_owned, F]."""
+        n_atoms = species.shape[0]
         distances = torch.linalg.vector_norm(vectors, dim=-1)
-        rbf = self.radial_basis(distances)
-        cutoff = self.cutoff_fn(distances).unsqueeze(-1)
-        return [vectors / distances.unsqueeze(-1)] + [filter_net(rbf) * cutoff for filter_net in self.filter_nets]
-
-    @torch.jit.export
-    def embed(self, species: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Initial features: s from the element, v = 0."""
-        s = self.embedding(species)
-        return s, torch.zeros((s.shape[0], 3, self.n_features), dtype=s.dtype, device=s.device)
-
-    @torch.jit.export
-    def node_messages(self, index: int, s: torch.Tensor) -> torch.Tensor:
-        """φ(s) [N, 3F] of layer `index`: what each atom sends to its neighbours."""
-        for i, layer in enumerate(self.layers):
-            if i == index:
-                return layer.message.phi(s)
-        raise IndexError("no interaction layer " + str(index))
-
-    @torch.jit.export
-    def first_messages(self, species: torch.Tensor) -> torch.Tensor:
-        """φ(s) of the first layer, where s is still the element's embedding: computed once per element."""
-        return self.node_messages(0, self.embedding.weight)[species]
-
-    @torch.jit.export
-    def interact(
-        self,
-        index: int,
-        s: torch.Tensor,
-        v: torch.Tensor,
-        x: torch.Tensor,
-        edges: List[torch.Tensor],
-        centres: torch.Tensor,
-        neighbours: torch.Tensor,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Layer `index` for the first len(s) atoms; v and x = φ(s) hold every atom they read (edge_features)."""
-        filters = edges[1 if self.shared_filters else 1 + index]
-        for i, layer in enumerate(self.layers):
-            if i == index:
-                return layer(s, v, x, filters, edges[0], centres, neighbours)
-        raise IndexError("no interaction layer " + str(index))
+        edges = (vectors / distances.unsqueeze(-1), self.radial_basis(distances), self.cutoff_fn(distances).unsqueeze(-1))
+        filter_sets: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        for filter_net in self.filter_nets:
+            filter_sets.append((filter_net.weight, filter_net.bias))
+        s = self.embedding(species[:n_owned])
+        v = torch.zeros((n_atoms, 3, self.n_features), dtype=s.dtype, device=s.device)
+        # φ(s) of the first layer, where s is still the element's embedding: once per element, known for copies too.
+        x = self.layers[0].message.phi(self.embedding.weight)[species]
+        for index, layer in enumerate(self.layers):
+            if index > 0:
+                # The edge vectors anchor the exchange in the graph that the forces differentiate.
+                x, v = self.ghost_exchange(layer.message.phi(s), v, vectors, n_atoms)
+            weight, bias = filter_sets[0 if self.shared_filters else index]
+            s, v = layer(s, v, x, edges, weight, bias, centres, neighbours)
+        return s
