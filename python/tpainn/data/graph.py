@@ -117,7 +117,7 @@ def source_index(frames: Sequence[Atoms], index: int) -> int:
     return int(index)
 
 
-def species_of(frames: Sequence[Atoms]) -> List[str]:
+def elements_in(frames: Sequence[Atoms]) -> List[str]:
     """Element symbols present in the frames, ordered by atomic number."""
     numbers = sorted({int(z) for atoms in frames for z in atoms.numbers})
     return [chemical_symbols[z] for z in numbers]

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from tpainn.data.graph import species_of
+from tpainn.data.graph import elements_in
 from tpainn.data.labels import stress_of
 from tpainn.data.dataset_files import location
 from tpainn.data.frames import load_frames
@@ -109,7 +109,7 @@ def describe_source(spec: str | os.PathLike, format: str | None = None, model: s
     frames = frames if isinstance(frames, list) else list(frames)
     record = source_record(spec)
     numbers_of_atoms = np.array([len(atoms) for atoms in frames])
-    species = species_of(frames)
+    species = elements_in(frames)
     totals = Counter(symbol for atoms in frames for symbol in atoms.get_chemical_symbols())
     kind = "registry dataset" if spec in DATASETS else (format or detect_format(spec))
     lines = [

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from tpainn.data import atom_energies, load_frames
 from tpainn.data.sources import label_keys, pool_and_test, sources_of
 from tpainn.dispersion import without_dispersion
-from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, species_of
+from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, elements_in
 from tpainn.model import PaiNN
 from tpainn.train import autotune
 from tpainn.train.config import DEFAULTS
@@ -260,7 +260,7 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     torch.manual_seed(config["seed"])
 
     train_frames, val_frames, test_frames = split_frames(config)
-    species = species_of([atoms for frames in (train_frames, val_frames, test_frames or []) for atoms in frames])
+    species = elements_in([atoms for frames in (train_frames, val_frames, test_frames or []) for atoms in frames])
     model = build_model(config, train_frames, species)
     ema = AveragedModel(model, multi_avg_fn=ema_average_fn(config["ema_decay"]), use_buffers=True)
     opt = config["optimizer"]
