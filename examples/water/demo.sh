@@ -19,7 +19,7 @@ here=$(dirname "$0")
 case $scale in
   quick)
     out=runs/demo configs=$here/demo n_frames=50
-    classical_options="--temperatures 300 350 400 --densities 0.95 1.0 1.05 --frames-per-state 100 --equilibration-ps 2"
+    classical_options="--temperatures 300 350 400 --densities 0.90 1.0 1.10 --frames-per-state 100 --equilibration-ps 2"
     md_options="--n-molecules 64 --equilibration-ps 0.5 --npt-ps 5 --production-ps 2.5" ;;
   paper)
     out=runs/demo-paper configs=$here/paper n_frames=90

@@ -174,18 +174,24 @@ class PaiNN(nn.Module):
         energies = self.atom_energies(s, species[:owned], head) + self.repulsion(vectors, species, centres, neighbours, owned)
         energy = torch.zeros(n_graphs, dtype=torch.float64, device=energies.device).index_add(0, graph_of_owned, energies)
         result: Dict[str, torch.Tensor] = {"energy": energy, "energies": energies}
-        if len(inputs) == 0:
-            return result
+        return _with_derivatives(result, inputs, compute_forces, compute_stress, cell, self.training)
 
-        grads = torch.autograd.grad([energy.sum()], inputs, create_graph=self.training, allow_unused=True)
-        if compute_forces:
-            result["forces"] = -_zeros_if_none(grads[0], inputs[0])
-        if compute_stress:
-            dE_dstrain = _zeros_if_none(grads[-1], inputs[-1])
-            volume = torch.abs(torch.linalg.det(cell.detach()))
-            result["virial"] = -dE_dstrain
-            result["stress"] = dE_dstrain / volume.view(-1, 1, 1)
+
+def _with_derivatives(result: Dict[str, torch.Tensor], inputs: List[torch.Tensor], compute_forces: bool,
+                      compute_stress: bool, cell: torch.Tensor, create_graph: bool) -> Dict[str, torch.Tensor]:
+    """`result` with the forces −∂E/∂r, virial −∂E/∂ε and stress ∂E/∂ε / V of the inputs asked for (positions,
+    then strain); create_graph when training, so that a loss on them can be differentiated again."""
+    if len(inputs) == 0:
         return result
+    grads = torch.autograd.grad([result["energy"].sum()], inputs, create_graph=create_graph, allow_unused=True)
+    if compute_forces:
+        result["forces"] = -_zeros_if_none(grads[0], inputs[0])
+    if compute_stress:
+        dE_dstrain = _zeros_if_none(grads[-1], inputs[-1])
+        volume = torch.abs(torch.linalg.det(cell.detach()))
+        result["virial"] = -dE_dstrain
+        result["stress"] = dE_dstrain / volume.view(-1, 1, 1)
+    return result
 
 
 def _zeros_if_none(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
