@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from tpainn.data.errors import DataError
+from tpainn.files import replacing
 from tpainn.data.registry import Dataset, DatasetFile, get_dataset
 
 _HASH_BLOCK_BYTES = 1 << 20
@@ -70,12 +70,10 @@ def _fetch(url: str, out, label: str) -> str:
 
 
 def _download(dataset: Dataset, file: DatasetFile, target: Path) -> None:
-    """Download into a temporary file beside `target`, check it, then rename: `target` is complete or absent."""
+    """Download beside `target`, check it, then rename (tpainn.files.replacing): `target` is complete or absent."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    partial = Path(partial_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with replacing(target) as partial:
+        with open(partial, "wb") as out:
             try:
                 actual = _fetch(file.url, out, label=f"{dataset.name}/{file.path}")
             except (OSError, http.client.HTTPException) as err:
@@ -88,9 +86,6 @@ def _download(dataset: Dataset, file: DatasetFile, target: Path) -> None:
                 f"{file.url}: downloaded {dataset.name}/{file.path} has sha256 {actual}, expected {file.sha256}; "
                 "the download was discarded"
             )
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _local_root(dataset: Dataset) -> Path | None:
