@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Subset
 
 from engine_speed import CUTOFF, RBF, seconds, spk
 from tpainn.data import load_dataset
-from tpainn.data.graph import GraphDataset, collate, species_of
+from tpainn.data.graph import GraphDataset, collate, elements_in
 from tpainn.train import load_config
 from tpainn.train.trainer import build_model, ema_average_fn, train_epoch
 
@@ -52,7 +52,7 @@ class TPaiNNTraining:
         torch.manual_seed(0)
         self.config = load_config(None, [f"model.n_features={features}", f"model.n_interactions={layers}",
                                          f"model.n_rbf={RBF}", f"model.cutoff={CUTOFF}", f"optimizer.batch_size={batch}"])  # fmt: skip
-        self.model = build_model(self.config, frames, species_of(frames))
+        self.model = build_model(self.config, frames, elements_in(frames))
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_average_fn(self.config["ema_decay"]), use_buffers=True)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config["optimizer"]["lr"])
         self.graphs = GraphDataset(frames, self.model.cutoff, cache=True)
