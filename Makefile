@@ -49,6 +49,7 @@ benchmark: install
 	MAIN_VENV=$(abspath $(VENV)) bash benchmarks/schnetpack-env.sh
 	.venv-bench/bin/python benchmarks/engine_speed.py
 	.venv-bench/bin/python benchmarks/train_speed.py
+	.venv-bench/bin/python benchmarks/train_accuracy.py
 	$(PY) benchmarks/lammps_speed.py
 
 clean:

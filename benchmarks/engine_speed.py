@@ -50,6 +50,30 @@ except ImportError:
     spk = None
 
 
+def schnetpack_potential(features: int, layers: int):
+    """SchNetPack's PaiNN (its default initialisation) with F features and L layers, 20 Gaussian RBF, 5 Å cosine
+    cutoff, an Atomwise energy (F -> F/2 -> 1, as ours) and its forces: the same architecture as T-PaiNN's."""
+    representation = spk.representation.PaiNN(n_atom_basis=features, n_interactions=layers,
+                                              radial_basis=spk.nn.GaussianRBF(RBF, CUTOFF),
+                                              cutoff_fn=spk.nn.CosineCutoff(CUTOFF))  # fmt: skip
+    return spk.model.NeuralNetworkPotential(
+        representation, input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[spk.atomistic.Atomwise(n_in=features, output_key="energy"),
+                        spk.atomistic.Forces(energy_key="energy", force_key="forces")])  # fmt: skip
+
+
+def schnetpack_inputs(frames, with_labels: bool = True):
+    """SchNetPack's input dictionary for a batch of ASE frames (its AtomsConverter, matscipy neighbour list: its
+    TorchNeighborList fails inside AtomsConverter on torch 2.13), with the labels as energy_ref [B] eV and
+    forces_ref [N, 3] eV/Å."""
+    converter = spk.interfaces.AtomsConverter(spk.transform.MatScipyNeighborList(cutoff=CUTOFF), dtype=torch.float32)
+    inputs = converter(list(frames))
+    if with_labels:
+        inputs["energy_ref"] = torch.tensor([a.get_potential_energy() for a in frames], dtype=torch.float32)
+        inputs["forces_ref"] = torch.tensor(np.concatenate([a.get_forces() for a in frames]), dtype=torch.float32)
+    return inputs
+
+
 def schnetpack_calculator():
     """SchNetPack's PaiNN of our size, untrained, behind SchNetPack's own ASE calculator."""
 
@@ -59,13 +83,7 @@ def schnetpack_calculator():
         def _load_model(self, model):
             return model.eval()
 
-    representation = spk.representation.PaiNN(n_atom_basis=FEATURES, n_interactions=LAYERS,
-                                              radial_basis=spk.nn.GaussianRBF(RBF, CUTOFF),
-                                              cutoff_fn=spk.nn.CosineCutoff(CUTOFF))
-    model = spk.model.NeuralNetworkPotential(
-        representation, input_modules=[spk.atomistic.PairwiseDistances()],
-        output_modules=[spk.atomistic.Atomwise(n_in=FEATURES, output_key="energy"),  # 128 -> 64 -> 1, as ours
-                        spk.atomistic.Forces(energy_key="energy", force_key="forces")])
+    model = schnetpack_potential(FEATURES, LAYERS)
     # matscipy, not TorchNeighborList (fails inside AtomsConverter on torch 2.13). Rebuilt every call, yet cheaper
     # than its SkinNeighborList (which recomputes all distances out to cutoff + skin) and ~1 % of its time.
     return InMemory(model, spk.transform.MatScipyNeighborList(cutoff=CUTOFF), energy_unit="eV", dtype=torch.float32)

@@ -36,7 +36,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 
-from engine_speed import CUTOFF, RBF, seconds, spk
+from engine_speed import CUTOFF, RBF, schnetpack_inputs, schnetpack_potential, seconds, spk
 from tpainn.data import load_dataset
 from tpainn.data.graph import GraphDataset, collate, elements_in
 from tpainn.train import load_config
@@ -70,21 +70,8 @@ class SchNetPackTraining:
 
     def __init__(self, frames, features: int, layers: int, batch: int):
         torch.manual_seed(0)
-        representation = spk.representation.PaiNN(n_atom_basis=features, n_interactions=layers,
-                                                  radial_basis=spk.nn.GaussianRBF(RBF, CUTOFF),
-                                                  cutoff_fn=spk.nn.CosineCutoff(CUTOFF))  # fmt: skip
-        self.model = spk.model.NeuralNetworkPotential(
-            representation, input_modules=[spk.atomistic.PairwiseDistances()],
-            output_modules=[spk.atomistic.Atomwise(n_in=features, output_key="energy"),
-                            spk.atomistic.Forces(energy_key="energy", force_key="forces")])  # fmt: skip
-        converter = spk.interfaces.AtomsConverter(spk.transform.MatScipyNeighborList(cutoff=CUTOFF), dtype=torch.float32)
-        self.batches = []
-        for first in range(0, len(frames) - batch + 1, batch):
-            chunk = frames[first : first + batch]
-            inputs = converter(chunk)
-            inputs["energy_ref"] = torch.tensor([a.get_potential_energy() for a in chunk], dtype=torch.float32)
-            inputs["forces_ref"] = torch.tensor(np.concatenate([a.get_forces() for a in chunk]), dtype=torch.float32)
-            self.batches.append(inputs)
+        self.model = schnetpack_potential(features, layers)
+        self.batches = [schnetpack_inputs(frames[first : first + batch]) for first in range(0, len(frames) - batch + 1, batch)]
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=5e-4)
 
     def run(self, steps: int) -> None:
