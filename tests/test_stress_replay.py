@@ -148,6 +148,27 @@ def test_replay_batches_hold_both_kinds_of_frame_with_their_own_energy_zero(tmp_
     assert load_trained(tmp_path / "replay" / "model.pt").provenance["replay"] == str(classical_file)
 
 
+def test_replay_forces_weight_scales_only_the_replayed_frames_force_term(tmp_path, classical_file):
+    pretrained = pretrained_on(tmp_path, classical_file)
+    settings = {"data": "pretraining", "n_frames": 4, "per_batch": 2, "weight": 0.5, "forces_weight": 0.25}
+    config = autotune_config(tmp_path, pretrained, "forces-weight", replay=settings)
+    train_frames, _, _ = split_frames(config)
+    model = build_model(config, train_frames, ["H", "O"])
+    replay = Replay(config, model, str(classical_file))
+    (batch,) = list(replay.batches([[atoms_to_graph(train_frames[0], model.cutoff)]], torch.Generator().manual_seed(0)))
+    assert batch["forces_weight"].tolist() == [1.0, 0.25, 0.25]
+    out = model(*model_inputs(batch), compute_forces=True, compute_stress=True)
+    per_atom = ((out["forces"] - batch["forces"]) ** 2).mean(dim=1).detach()
+    frame_factor = torch.tensor([1.0, 0.5 * 0.25, 0.5 * 0.25], dtype=torch.float64)[batch["batch"]]
+    forces_only = {"energy_weight": 0.0, "forces_weight": 1.0, "stress_weight": 0.0}
+    expected = float(torch.sum(frame_factor * per_atom)) / len(batch["numbers"])
+    assert float(loss_terms(out, batch, forces_only).detach()) == pytest.approx(expected, rel=1e-12)
+    # The energy and stress terms keep `weight` alone.
+    others = {"energy_weight": 1.0, "forces_weight": 0.0, "stress_weight": 1.0}
+    unscaled = {**batch, "forces_weight": torch.ones(3, dtype=torch.float64)}
+    assert float(loss_terms(out, batch, others).detach()) == pytest.approx(float(loss_terms(out, unscaled, others).detach()), rel=1e-12)
+
+
 def test_a_separate_replay_head_scores_the_replayed_frames_alone(tmp_path, classical_file):
     pretrained = pretrained_on(tmp_path, classical_file)
     replay_settings = {"data": "pretraining", "n_frames": 4, "per_batch": 2, "weight": 1.0, "head": "separate"}

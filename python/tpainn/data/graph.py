@@ -43,6 +43,7 @@ def atoms_to_graph(atoms: Atoms, cutoff: float) -> Graph:
 # Per-frame keys that not every graph of a batch needs to have, with the value of a graph that has none.
 _PER_FRAME_DEFAULTS = {
     "weight": torch.tensor([1.0], dtype=torch.float64),
+    "forces_weight": torch.tensor([1.0], dtype=torch.float64),  # a factor on the force term (replay)
     "energy_offset": torch.tensor([0.0], dtype=torch.float64),
     "head": torch.tensor([0], dtype=torch.long),  # the model's readout (PaiNN.heads)
 }

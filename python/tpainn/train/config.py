@@ -59,7 +59,8 @@ DEFAULTS: Dict[str, Any] = {
         # (registry name or file), "pretraining" (the pretrained model's own training data) or null (no replay).
         # `head`: "shared" scores replayed frames with the model's readout, "separate" with a readout of their own
         # (a copy of the pretrained one) on the shared features, as in MACE's multi-head fine-tuning.
-        "replay": {"data": None, "n_frames": 500, "per_batch": 2, "weight": 1.0, "head": "shared"},
+        # `forces_weight` multiplies the replayed frames' force term (their energy and stress terms keep `weight`).
+        "replay": {"data": None, "n_frames": 500, "per_batch": 2, "weight": 1.0, "forces_weight": 1.0, "head": "shared"},
     },
     "epochs": 100,
     "early_stopping_patience": 20,  # epochs without validation improvement

@@ -157,6 +157,7 @@ RULES: Dict[str, Rule] = {
     "autotune.replay.n_frames": Rule(ge=1),
     "autotune.replay.per_batch": Rule(ge=0),
     "autotune.replay.weight": Rule(ge=0),
+    "autotune.replay.forces_weight": Rule(ge=0),
     "autotune.replay.head": Rule(choices=("shared", "separate")),
     "epochs": Rule(ge=1),
     "early_stopping_patience": Rule(ge=1),

@@ -1,8 +1,9 @@
 """Replay of pretraining frames during autotuning (as MACE's multi-head replay fine-tuning).
 
 Every fine-tuning batch of DFT frames gets `autotune.replay.per_batch` classical frames added, drawn from a
-fixed, seeded pool of `n_frames` frames of the replay source, their loss terms weighted by `weight`. The
-network is shared, so where the DFT frames say nothing (other densities, compressed or stretched
+fixed, seeded pool of `n_frames` frames of the replay source, their loss terms weighted by `weight` (the force
+term also by `forces_weight`: the classical forces disagree with DFT inside the molecule, while its energies
+and stress carry the equation of state and the contact wall that replay is for). The network is shared, so where the DFT frames say nothing (other densities, compressed or stretched
 contacts, the stress) it keeps answering as the pretrained model did.
 
 Each classical frame is scored against its own energy zero: the classical and DFT zeros differ by
@@ -60,6 +61,7 @@ class Replay:
         shift = pretrained.reference_energies.numpy() - model.reference_energies.numpy()
         offsets = composition_matrix(pool_frames, model.species) @ shift
         weight = torch.tensor([float(settings["weight"])], dtype=torch.float64)
+        forces_weight = torch.tensor([float(settings["forces_weight"])], dtype=torch.float64)
         separate = settings["head"] == "separate"
         if separate and len(model.heads) != 1:
             raise ValueError(f"replay: autotune.replay.head=separate needs one extra model head, the model has {len(model.heads)}")
@@ -67,7 +69,8 @@ class Replay:
         self.per_batch = int(settings["per_batch"])
         self.source = source
         self.graphs: List[Graph] = [
-            {**atoms_to_graph(atoms, model.cutoff), "weight": weight, "energy_offset": torch.tensor([offset]), "head": head}
+            {**atoms_to_graph(atoms, model.cutoff), "weight": weight, "forces_weight": forces_weight,
+             "energy_offset": torch.tensor([offset]), "head": head}
             for atoms, offset in zip(pool_frames, offsets)
         ]
 

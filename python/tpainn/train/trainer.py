@@ -78,8 +78,8 @@ def batch_counts(batch: Graph) -> torch.Tensor:
 
 def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, float], counts: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Weighted MSE of the energy per atom (eV/atom)², of force components (eV/Å)² and of stress components
-    (eV/Å³)² over the frames with stress; each frame's terms are scaled by its `weight` (replay) and its
-    predicted energy shifted by its `energy_offset` (its own energy zero). With `counts` (batch_counts of a
+    (eV/Å³)² over the frames with stress; each frame's terms are scaled by its `weight` (replay), its force term
+    also by its `forces_weight`, and its predicted energy shifted by its `energy_offset` (its own energy zero). With `counts` (batch_counts of a
     larger batch this one is part of: distributed training) the sums are divided by those: this part's share."""
     n_frames, n_atoms, n_stress_frames = batch_counts(batch) if counts is None else counts
     n_graphs = len(batch["n_atoms"])
@@ -89,7 +89,8 @@ def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, fl
     loss = weights["energy_weight"] * torch.sum(frame_weight * energy_error**2) / n_frames
     if "forces" in batch:
         squared = ((out["forces"] - batch["forces"]) ** 2).mean(dim=1)
-        loss = loss + weights["forces_weight"] * torch.sum(frame_weight[batch["batch"]] * squared) / n_atoms
+        forces_weight = frame_weight * batch.get("forces_weight", torch.ones(n_graphs, dtype=torch.float64))
+        loss = loss + weights["forces_weight"] * torch.sum(forces_weight[batch["batch"]] * squared) / n_atoms
     if "stress" in out:
         mask = batch["stress_mask"].to(torch.float64) * frame_weight
         squared = ((out["stress"] - batch["stress"]) ** 2).mean(dim=(1, 2))
