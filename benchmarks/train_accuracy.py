@@ -73,7 +73,9 @@ def train_schnetpack(args, seed: int, train_frames, val_frames, test_frames):
             loss.backward()
             optimizer.step()
             steps += 1
-        *_, val_loss = schnetpack_errors(model, val_frames, offset)
+        val_energy, val_forces, val_loss = schnetpack_errors(model, val_frames, offset)
+        print(f"schnetpack seed {seed}, step {steps}: validation E {1e3 * val_energy:.2f} meV/atom, F {1e3 * val_forces:.1f} meV/Å",
+              flush=True)  # fmt: skip
         if val_loss < best_loss:
             best_loss, best_state = val_loss, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
