@@ -1,15 +1,17 @@
-"""Speed of a training step: optimizer steps per second and structures per second of T-PaiNN's training step and
-of SchNetPack 2.1.1's on the same model and batch, with the activation memory per structure; or (--profile)
-where the time of T-PaiNN's steps goes, data pipeline included.
+"""Speed of a training step: optimizer steps per second and structures per second of T-PaiNN's training step
+(eager message blocks, and fused: tpainn.model.fused.fuse_messages) and of SchNetPack 2.1.1's on the same model
+and batch, with the activation memory per structure; or (--profile) where the time of T-PaiNN's steps goes, data
+pipeline included.
 
 Usage: python benchmarks/train_speed.py [--models 128x3 32x2] [--batches 2 8] [--threads 1 2] [--rounds 3] [--steps 3]
-       python benchmarks/train_speed.py --profile [--threads 2]
+       python benchmarks/train_speed.py --profile [--fused] [--threads 2]
   with the SchNetPack column: benchmarks/schnetpack-env.sh (once: makes .venv-bench/), then .venv-bench/bin/python
   benchmarks/train_speed.py. Without schnetpack importable the column is omitted, with a line saying so.
 
 Frames: water-revpbe0-d3 (64 H2O, 192 atoms, revPBE0-D3 energies and forces), float32 networks with 20 Gaussian
 RBF and a 5 Å cutoff, untrained weights. Every variant trains on the same `steps × batch` frames.
-- T-PaiNN: the trainer's own step (tpainn.train.trainer.train_epoch) over graphs built once and cached, as
+- T-PaiNN (eager, and fused: the same model with its message blocks switched to the fused operator, which
+  is differentiable to second order): the trainer's own step (tpainn.train.trainer.train_epoch) over graphs built once and cached, as
   `tpainn train` does: DataLoader + collate → energy and forces (create_graph) → loss (energy 100, forces 1) →
   backward through the force graph → gradient clipping → AdamW → EMA of the weights.
 - SchNetPack: NeuralNetworkPotential(PaiNN(n_atom_basis=F, n_interactions=L, GaussianRBF(20, 5 Å),
@@ -27,6 +29,7 @@ optimizer state add a fixed amount (3 × 4 bytes per parameter, ~2 MB at F=128 �
 
 import argparse
 import cProfile
+import functools
 import platform
 import pstats
 from typing import Callable, Dict
@@ -39,6 +42,7 @@ from torch.utils.data import DataLoader, Subset
 from engine_speed import CUTOFF, RBF, schnetpack_inputs, schnetpack_potential, seconds, spk
 from tpainn.data import load_dataset
 from tpainn.data.graph import GraphDataset, collate, elements_in
+from tpainn.model.fused import fuse_messages
 from tpainn.train import load_config
 from tpainn.train.trainer import build_model, ema_average_fn, train_epoch
 
@@ -48,11 +52,13 @@ ENERGY_WEIGHT, FORCES_WEIGHT = 100.0, 1.0  # the trainer's defaults (train/confi
 class TPaiNNTraining:
     """`tpainn train`'s step at one model size and batch size."""
 
-    def __init__(self, frames, features: int, layers: int, batch: int):
+    def __init__(self, frames, features: int, layers: int, batch: int, fused: bool = False):
         torch.manual_seed(0)
         self.config = load_config(None, [f"model.n_features={features}", f"model.n_interactions={layers}",
                                          f"model.n_rbf={RBF}", f"model.cutoff={CUTOFF}", f"optimizer.batch_size={batch}"])  # fmt: skip
         self.model = build_model(self.config, frames, elements_in(frames))
+        if fused:
+            fuse_messages(self.model)
         self.ema = AveragedModel(self.model, multi_avg_fn=ema_average_fn(self.config["ema_decay"]), use_buffers=True)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config["optimizer"]["lr"])
         self.graphs = GraphDataset(frames, self.model.cutoff, cache=True)
@@ -102,7 +108,7 @@ def saved_bytes(step: Callable[[], None]) -> int:
 
 
 def benchmark(frames, args) -> None:
-    variants = {"tpainn": TPaiNNTraining, **({"schnetpack": SchNetPackTraining} if spk else {})}
+    variants = {"eager": TPaiNNTraining, "fused": functools.partial(TPaiNNTraining, fused=True), **({"spk": SchNetPackTraining} if spk else {})}
     cases = [(features, layers, batch) for features, layers in args.models for batch in args.batches]
     trainers = {(case, name): cls(frames[: args.steps * case[2]], *case) for case in cases for name, cls in variants.items()}
     # One step each, also the warm-up (first-call allocations).
@@ -116,19 +122,20 @@ def benchmark(frames, args) -> None:
     if not spk:
         print("schnetpack not installed: run benchmarks/schnetpack-env.sh; column omitted")
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}; {len(frames[0])}-atom water, "
-          f"median of {args.rounds} interleaved rounds of {args.steps} optimizer steps")
-    spk_header = f" {'spk steps/s':>11} {'spk struct/s':>12} {'spk/tpainn':>10} {'spk MB/struct':>13}" if spk else ""
-    print(f"{'model':>7} {'batch':>5} {'threads':>7} {'steps/s':>8} {'struct/s':>8} {'MB/struct':>9}{spk_header}")
+          f"median of {args.rounds} interleaved rounds of {args.steps} optimizer steps; speed-up = time per step of "
+          "the other / this")
+    columns = [f"{name} {column}" for name in variants for column in ("steps/s", "struct/s", "MB/struct")]
+    speedups = ["fused vs eager"] + (["eager vs spk", "fused vs spk"] if spk else [])
+    print(f"{'model':>7} {'batch':>5} {'threads':>7} " + " ".join(f"{c:>15}" for c in columns + speedups))
     for features, layers, batch in cases:
         for threads in args.threads:
             case = (features, layers, batch)
             step = {name: float(np.median(times[(case, name), threads])) for name in variants}
-            line = (f"{features:>4}x{layers:<2} {batch:>5} {threads:>7} {1 / step['tpainn']:>8.2f} "
-                    f"{batch / step['tpainn']:>8.2f} {memory[case, 'tpainn'] / 1e6:>9.1f}")  # fmt: skip
-            if spk:
-                line += (f" {1 / step['schnetpack']:>11.2f} {batch / step['schnetpack']:>12.2f} "
-                         f"{step['schnetpack'] / step['tpainn']:>9.2f}x {memory[case, 'schnetpack'] / 1e6:>13.1f}")  # fmt: skip
-            print(line, flush=True)
+            cells = [value for name in variants
+                     for value in (1 / step[name], batch / step[name], memory[case, name] / 1e6)]  # fmt: skip
+            ratios = [step["eager"] / step["fused"]] + ([step["spk"] / step["eager"], step["spk"] / step["fused"]] if spk else [])
+            print(f"{features:>4}x{layers:<2} {batch:>5} {threads:>7} " + " ".join(f"{c:>15.2f}" for c in cells)
+                  + " " + " ".join(f"{r:>14.2f}x" for r in ratios), flush=True)  # fmt: skip
 
 
 # Where a step's time goes: (label, file the function is defined in, function name), cumulative time.
@@ -154,7 +161,7 @@ def profile(frames, args) -> None:
     """cProfile of T-PaiNN's steps at F=128 × 3, batch 2: the first epoch (graphs built) and the next (cached)."""
     torch.set_num_threads(args.threads[0])
     steps = args.steps
-    trainer = TPaiNNTraining(frames[:2], 128, 3, 2)
+    trainer = TPaiNNTraining(frames[:2], 128, 3, 2, fused=args.fused)
     trainer.graphs = GraphDataset(frames[: 2 * steps], trainer.model.cutoff, cache=True)  # cold: no graph built yet
     columns = []
     for _ in ("first epoch", "later epoch"):
@@ -162,7 +169,7 @@ def profile(frames, args) -> None:
         profiler.runcall(trainer.run, steps)
         columns.append(cumulative_seconds(profiler))
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads[0]} thread(s); "
-          f"F=128 x 3, batch 2 x {len(frames[0])}-atom water, {steps} steps per epoch; cProfile cumulative time per "
+          f"{'fused' if args.fused else 'eager'} message blocks, F=128 x 3, batch 2 x {len(frames[0])}-atom water, {steps} steps per epoch; cProfile cumulative time per "
           "step (s) and share of the epoch")
     print(f"{'':<42} {'first epoch (graphs built)':>27} {'later epoch (cached)':>27}")
     for label, *_ in PROFILED:
@@ -183,6 +190,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="optimizer steps per timing")
     parser.add_argument("--profile", action="store_true", help="profile T-PaiNN's steps instead (first --threads)")
+    parser.add_argument("--fused", action="store_true", help="with --profile: the fused message blocks")
     args = parser.parse_args()
     frames = load_dataset("water-revpbe0-d3")
     profile(frames, args) if args.profile else benchmark(frames, args)

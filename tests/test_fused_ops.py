@@ -1,5 +1,5 @@
-"""The fused message operator (csrc/ops, tpainn.model.fused): against the eager model, gradcheck, the C++ engine,
-and clear errors where the operator is missing or misused."""
+"""The fused message operator (csrc/ops, tpainn.model.fused): against the eager model, gradcheck and gradgradcheck,
+the C++ engine, and clear errors where the operator is missing or misused."""
 
 import subprocess
 import sys
@@ -61,10 +61,29 @@ def operator_inputs(n_atoms=6, n_edges=30, n_features=5, n_radial=4, seed=0):
     return features, centres, neighbours
 
 
-def test_operator_gradcheck():
+def test_operator_gradcheck_and_gradgradcheck():
+    """First and second derivatives (the backward's backward: training with forces in the loss)."""
     features, centres, neighbours = operator_inputs()
     leaves = [t.requires_grad_(True) for t in features]
-    assert torch.autograd.gradcheck(lambda *f: torch.ops.tpainn.painn_message(*f, centres, neighbours), leaves)
+    operator = lambda *f: torch.ops.tpainn.painn_message(*f, centres, neighbours)  # noqa: E731
+    assert torch.autograd.gradcheck(operator, leaves)
+    assert torch.autograd.gradgradcheck(operator, leaves)
+
+
+@pytest.mark.parametrize("weight_gradient", [True, False])
+def test_backward_operator_gradcheck_and_gradgradcheck(weight_gradient):
+    """The backward operator's own derivatives, and theirs (third derivatives of the message block)."""
+    features, centres, neighbours = operator_inputs(n_atoms=5, n_edges=16, n_features=3, n_radial=3, seed=5)
+    g = torch.Generator().manual_seed(6)
+    grad_s, grad_v = (torch.randn(t.shape, generator=g, dtype=torch.float64) for t in features[:2])
+    leaves = [t.requires_grad_(True) for t in (grad_s, grad_v, *features[1:])]
+
+    def operator(*inputs):
+        grads = torch.ops.tpainn.painn_message_backward(*inputs, centres, neighbours, weight_gradient)
+        return tuple(grads if weight_gradient else grads[:4])
+
+    assert torch.autograd.gradcheck(operator, leaves)
+    assert torch.autograd.gradgradcheck(operator, leaves)
 
 
 @pytest.mark.parametrize("weight_gradient", [True, False])
@@ -89,14 +108,6 @@ def test_aten_kernels_of_other_devices_match_the_cpu_kernels(weight_gradient):
     # The dispatcher sends tensors of a device without a fused kernel there (the meta device stands in for CUDA).
     on_meta = torch.ops.tpainn.painn_message(*(t.to("meta") for t in features), centres.to("meta"), neighbours.to("meta"))
     assert [t.shape for t in on_meta] == [t.shape for t in fused] and on_meta[0].device.type == "meta"
-
-
-def test_second_derivatives_are_refused():
-    features, centres, neighbours = operator_inputs()
-    s = features[0].requires_grad_(True)
-    s_out, _ = torch.ops.tpainn.painn_message(*features, centres, neighbours)
-    with pytest.raises(RuntimeError, match="first derivatives only"):
-        torch.autograd.grad(s_out.square().sum(), s, create_graph=True)
 
 
 def test_bad_operator_inputs_give_clear_errors():

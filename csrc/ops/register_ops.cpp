@@ -1,12 +1,11 @@
 // tpainn's operators: tpainn::ghost_exchange (ghost_exchange_op.h), and tpainn::painn_message, the fused message
-// block (painn_message.h) as a torch operator with a CPU kernel, and an autograd kernel
-// (torch::autograd::Function) so that a TorchScript model calling it can be differentiated by the C++ engine for
-// forces and virial. The backward is an operator too; backends other than the CPU (CUDA) run both as ATen
-// operations (painn_message_aten.h). First derivatives only: training uses the eager message block.
+// block (painn_message.h) as a torch operator with a CPU kernel. Its backward is an operator too, and both have
+// autograd kernels (painn_message_autograd.h) to any order: the C++ engine differentiates a fused TorchScript
+// model for forces and virial, and training differentiates the forces again. Backends other than the CPU (CUDA)
+// run both operators as ATen operations (painn_message_aten.h).
 #include "register_ops.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <memory>
@@ -15,6 +14,7 @@
 #include "ghost_exchange_op.h"
 #include "painn_message.h"
 #include "painn_message_aten.h"
+#include "painn_message_autograd.h"
 
 namespace tpainn::ops {
 namespace {
@@ -108,52 +108,6 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
   return {grad_v, grad_x, grad_radial, grad_unit_vectors, grad_weight};
 }
 
-// Calls an operator below the autograd key, i.e. the kernel of the tensors' backend.
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-class PaiNNMessage : public torch::autograd::Function<PaiNNMessage> {
- public:
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& s,
-                                                const Tensor& v, const Tensor& x, const Tensor& radial,
-                                                const Tensor& weight, const Tensor& unit_vectors,
-                                                const Tensor& centres, const Tensor& neighbours) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    static const auto forward_op = op<decltype(painn_message_cpu)>("tpainn::painn_message");
-    auto [s_out, v_out] = forward_op.call(s, v, x, radial, weight, unit_vectors, centres, neighbours);
-    ctx->save_for_backward({v, x, radial, weight, unit_vectors, centres, neighbours});
-    return {s_out, v_out};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    // With create_graph the returned gradients would silently have no derivatives of their own.
-    TORCH_CHECK(!at::GradMode::is_enabled(),
-                "tpainn::painn_message has first derivatives only (inference); train with the eager model");
-    const auto saved = ctx->get_saved_variables();
-    const Tensor &v = saved[0], &x = saved[1], &radial = saved[2], &weight = saved[3];
-    Tensor grad_s_out = grad_outputs[0], grad_v_out = grad_outputs[1];
-    if (!grad_s_out.defined()) grad_s_out = at::zeros({v.size(0), v.size(2)}, v.options());
-    if (!grad_v_out.defined()) grad_v_out = at::zeros_like(v);
-    static const auto backward_op = op<decltype(painn_message_backward_cpu)>("tpainn::painn_message_backward");
-    auto [grad_v, grad_x, grad_radial, grad_unit_vectors, grad_weight] =
-        backward_op.call(grad_s_out, grad_v_out, v, x, radial, weight, saved[4], saved[5], saved[6],
-                         ctx->needs_input_grad(4));
-    // s_out = s + messages: dL/ds = dL/ds_out.
-    return {grad_s_out, grad_v, grad_x, grad_radial, grad_weight, grad_unit_vectors, Tensor(), Tensor()};
-  }
-};
-
-std::tuple<Tensor, Tensor> painn_message_autograd(const Tensor& s, const Tensor& v, const Tensor& x,
-                                                  const Tensor& radial, const Tensor& weight,
-                                                  const Tensor& unit_vectors, const Tensor& centres,
-                                                  const Tensor& neighbours) {
-  auto out = PaiNNMessage::apply(s, v, x, radial, weight, unit_vectors, centres, neighbours);
-  return {out[0], out[1]};
-}
-
 }  // namespace
 
 void register_ops() {
@@ -179,6 +133,7 @@ void register_ops() {
     autograd_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn", c10::DispatchKey::Autograd,
                                                         __FILE__, __LINE__);
     autograd_kernels->impl("painn_message", &painn_message_autograd);
+    autograd_kernels->impl("painn_message_backward", &painn_message_backward_autograd);
     // Made of torch operations (and a torch::autograd::Function) on any device; autograd comes with them.
     composite_kernels = std::make_unique<torch::Library>(torch::Library::IMPL, "tpainn",
                                                          c10::DispatchKey::CompositeImplicitAutograd, __FILE__, __LINE__);

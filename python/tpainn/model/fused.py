@@ -1,11 +1,14 @@
-"""Exported models' message blocks as one fused operator each, and their exchange step (inference).
+"""Message blocks as one fused operator each (exports, and training when switched on), and the exchange step of
+exports.
 
 `torch.ops.tpainn.painn_message` (csrc/ops/) computes each edge's filter on the fly from K + 1 radial
 features and never stores the per-edge [E, 3F] tensors the eager block (representation.py) materialises and
-reads back, which is where the eager model spends its time. The operator has first derivatives only (forces,
-virial): training keeps the eager blocks. It has CPU kernels only; on other devices (GPU) the fused blocks
-run the eager computation. A fused model is the eager one with these blocks in its layers: it shares the
-eager parameters under the same state_dict keys, so it computes the same function.
+reads back, which is where the eager model spends its time. The operator is differentiable to any order (its
+backward's backward is made of the same two operators: csrc/ops/painn_message_autograd.cpp), so a model with
+fused blocks also trains with forces in its loss. It has CPU kernels only; on other devices (GPU) the fused
+blocks run the eager computation. A fused model is the eager one with these blocks in its layers: it shares the
+eager parameters under the same state_dict keys, so it computes the same function; the eager blocks stay the
+reference.
 
 `torch.ops.tpainn.ghost_exchange` (csrc/ops/ghost_exchange_op.h) is the step between layers that gives the
 copies of atoms owned elsewhere (a LAMMPS rank's ghosts) their owners' features, when the C++ engine's
@@ -74,11 +77,17 @@ class GhostExchange(nn.Module):
         return torch.ops.tpainn.ghost_exchange(x, v, anchor, n_atoms)
 
 
+def fuse_messages(model: PaiNN) -> PaiNN:
+    """`model` itself, its message blocks switched to the fused operator (for training: same parameters)."""
+    for layer in model.representation.layers:
+        if isinstance(layer.message, PaiNNMessage):
+            layer.message = FusedPaiNNMessage(layer.message)
+    return model
+
+
 def fuse(model: PaiNN) -> PaiNN:
-    """A copy of `model` whose message blocks run the fused operator (first derivatives only: for inference) and
-    whose exchange step can fill in ghosts."""
-    fused = copy.deepcopy(model)
-    for layer in fused.representation.layers:
-        layer.message = FusedPaiNNMessage(layer.message)
+    """A copy of `model` whose message blocks run the fused operator and whose exchange step can fill in ghosts
+    (exports)."""
+    fused = fuse_messages(copy.deepcopy(model))
     fused.representation.ghost_exchange = GhostExchange()
     return fused

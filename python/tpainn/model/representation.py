@@ -81,8 +81,8 @@ class PaiNNUpdate(nn.Module):
 
 
 class PaiNNLayer(nn.Module):
-    """One interaction: a message block (PaiNNMessage, or the fused one of exports: model/fused.py) followed by
-    an update block."""
+    """One interaction: a message block (PaiNNMessage, or the fused one of exports and fused training:
+    model/fused.py) followed by an update block."""
 
     def __init__(self, n_features: int):
         super().__init__()
