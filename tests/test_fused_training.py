@@ -9,12 +9,12 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
-from conftest import batch_of, water_box
+from conftest import batch_of, tiny_config, water_box
 from helpers.models import make_model
 from helpers.systems import SYSTEMS
 from tpainn.data.graph import GraphDataset, collate, elements_in, model_inputs
 from tpainn.model.fused import FusedPaiNNMessage, fuse_messages
-from tpainn.train import load_config
+from tpainn.train import load_config, load_trained, train
 from tpainn.train.trainer import build_model, ema_average_fn, train_epoch
 
 
@@ -73,3 +73,20 @@ def test_twenty_fused_training_steps_match_eager_ones():
         torch.testing.assert_close(fused[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     # The steps moved the weights far more than the tolerance (lr 0.005 × 20 steps).
     assert (eager["representation.filter_nets.0.weight"] - start["representation.filter_nets.0.weight"]).abs().max() > 1e-2
+
+
+def test_tpainn_train_with_fused_messages_ends_where_the_eager_run_does(tmp_path):
+    eager, _ = tiny_config(tmp_path, "eager", 3)
+    fused, _ = tiny_config(tmp_path, "fused", 3)
+    fused["fused_messages"] = True
+    eager_metrics, fused_metrics = train(eager), train(fused)
+    assert fused_metrics["forces_mae"] == pytest.approx(eager_metrics["forces_mae"], rel=1e-8)
+    assert fused_metrics["energy_mae"] == pytest.approx(eager_metrics["energy_mae"], rel=1e-8)
+    # The model file is the plain (eager) PaiNN with the same weights.
+    model = load_trained(tmp_path / "fused" / "model.pt")
+    assert not any(isinstance(layer.message, FusedPaiNNMessage) for layer in model.representation.layers)
+    reference = load_trained(tmp_path / "eager" / "model.pt").state_dict()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, reference[name], rtol=1e-8, atol=1e-10, msg=name)
+    with pytest.raises(ValueError, match="fused_messages"):
+        load_config(None, ["fused_messages=3"])

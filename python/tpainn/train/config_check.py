@@ -163,6 +163,7 @@ RULES: Dict[str, Rule] = {
     "early_stopping_patience": Rule(ge=1),
     "seed": Rule(ge=0),
     "threads": Rule(kind=int, none=True, ge=1),
+    "fused_messages": Rule(kind=bool),
     "output_dir": Rule(nonempty=True),
     # The learning-curve experiment (experiments/learning_curve.py).
     "train_config": Rule(kind=str, none=True, nonempty=True),

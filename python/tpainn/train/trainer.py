@@ -22,6 +22,7 @@ from tpainn.data.sources import label_keys, pool_and_test, sources_of
 from tpainn.dispersion import without_dispersion
 from tpainn.data.graph import Graph, GraphDataset, collate, model_inputs, elements_in
 from tpainn.model import PaiNN
+from tpainn.model.fused import fuse_messages
 from tpainn.train import autotune
 from tpainn.train.config import DEFAULTS
 from tpainn.train.distributed import SINGLE_PROCESS, Distributed
@@ -263,6 +264,8 @@ def train(config: Dict[str, Any], resume: bool = False) -> Dict[str, Any]:
     train_frames, val_frames, test_frames = split_frames(config)
     species = elements_in([atoms for frames in (train_frames, val_frames, test_frames or []) for atoms in frames])
     model = build_model(config, train_frames, species)
+    if config["fused_messages"]:
+        fuse_messages(model)
     ema = AveragedModel(model, multi_avg_fn=ema_average_fn(config["ema_decay"]), use_buffers=True)
     opt = config["optimizer"]
     trainable = [p for p in model.parameters() if p.requires_grad]
