@@ -78,7 +78,7 @@ def test_twenty_fused_training_steps_match_eager_ones():
 def test_tpainn_train_with_fused_messages_ends_where_the_eager_run_does(tmp_path):
     eager, _ = tiny_config(tmp_path, "eager", 3)
     fused, _ = tiny_config(tmp_path, "fused", 3)
-    fused["fused_messages"] = True
+    eager["fused_messages"], fused["fused_messages"] = False, True
     eager_metrics, fused_metrics = train(eager), train(fused)
     assert fused_metrics["forces_mae"] == pytest.approx(eager_metrics["forces_mae"], rel=1e-8)
     assert fused_metrics["energy_mae"] == pytest.approx(eager_metrics["energy_mae"], rel=1e-8)
