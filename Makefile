@@ -51,6 +51,7 @@ benchmark: install
 	.venv-bench/bin/python benchmarks/train_speed.py
 	.venv-bench/bin/python benchmarks/train_accuracy.py
 	$(PY) benchmarks/lammps_speed.py
+	$(PY) benchmarks/ddp_speed.py
 
 clean:
 	rm -rf build $(VENV) .venv-bench runs
