@@ -90,3 +90,21 @@ def test_tpainn_train_with_fused_messages_ends_where_the_eager_run_does(tmp_path
         torch.testing.assert_close(tensor, reference[name], rtol=1e-8, atol=1e-10, msg=name)
     with pytest.raises(ValueError, match="fused_messages"):
         load_config(None, ["fused_messages=3"])
+
+
+def test_fused_weight_gradient_is_reproducible_whatever_the_thread_count():
+    """The chunks' weight gradients are summed in a fixed order (not as threads finish): a resumed run repeats."""
+    model = fuse_messages(make_model().train())
+    frames = [water_box(32, 9.9, seed=3)]  # 96 atoms: four chunks of atoms at four threads
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = loss_gradients(model, frames)
+        torch.set_num_threads(4)
+        runs = [loss_gradients(model, frames) for _ in range(20)]
+    finally:
+        torch.set_num_threads(threads)
+    for name, grad in single.items():
+        for run in runs[1:]:
+            assert torch.equal(run[name], runs[0][name]), name
+        torch.testing.assert_close(runs[0][name], grad, rtol=1e-12, atol=1e-12, msg=name)

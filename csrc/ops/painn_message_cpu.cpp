@@ -16,6 +16,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -252,8 +253,10 @@ void painn_message_backward(const MessageInputs<T>& in, const T* grad_s_out, con
   check_atom_indices(in.centres, in.n_edges, in.n_atoms);
   const EdgeCsr by_neighbour = edge_csr(in.neighbours, in.n_edges, in.n_atoms);
   const int64_t weight_size = in.n_radial * 3 * in.n_features;
-  if (out.weight) std::fill_n(out.weight, weight_size, T(0));
+  // Each chunk of atoms sums its own weight gradient; the chunks' sums are added in the order of their first
+  // atom, not in the order the threads finish, so that the result (and a resumed training run) is reproducible.
   std::mutex weight_lock;
+  std::map<int64_t, std::vector<T>> chunk_weights;
   at::parallel_for(0, in.n_atoms, kAtomsPerTask, [&](int64_t begin, int64_t end) {
     std::vector<T> grad_weight(out.weight ? weight_size : 0, T(0));
     T* gw = out.weight ? grad_weight.data() : nullptr;
@@ -265,9 +268,13 @@ void painn_message_backward(const MessageInputs<T>& in, const T* grad_s_out, con
       backward_baseline(in, by_neighbour, grad_s_out, grad_v_out, out, gw, begin, end);
     if (gw) {
       std::lock_guard<std::mutex> guard(weight_lock);
-      for (int64_t k = 0; k < weight_size; ++k) out.weight[k] += gw[k];
+      chunk_weights.emplace(begin, std::move(grad_weight));
     }
   });
+  if (!out.weight) return;
+  std::fill_n(out.weight, weight_size, T(0));
+  for (const auto& chunk : chunk_weights)
+    for (int64_t k = 0; k < weight_size; ++k) out.weight[k] += chunk.second[k];
 }
 
 template void painn_message_forward(const MessageInputs<float>&, float*, float*);
