@@ -62,15 +62,14 @@ def schnetpack_potential(features: int, layers: int):
                         spk.atomistic.Forces(energy_key="energy", force_key="forces")])  # fmt: skip
 
 
-def schnetpack_inputs(frames, with_labels: bool = True):
+def schnetpack_inputs(frames):
     """SchNetPack's input dictionary for a batch of ASE frames (its AtomsConverter, matscipy neighbour list: its
     TorchNeighborList fails inside AtomsConverter on torch 2.13), with the labels as energy_ref [B] eV and
     forces_ref [N, 3] eV/Å."""
     converter = spk.interfaces.AtomsConverter(spk.transform.MatScipyNeighborList(cutoff=CUTOFF), dtype=torch.float32)
     inputs = converter(list(frames))
-    if with_labels:
-        inputs["energy_ref"] = torch.tensor([a.get_potential_energy() for a in frames], dtype=torch.float32)
-        inputs["forces_ref"] = torch.tensor(np.concatenate([a.get_forces() for a in frames]), dtype=torch.float32)
+    inputs["energy_ref"] = torch.tensor([a.get_potential_energy() for a in frames], dtype=torch.float32)
+    inputs["forces_ref"] = torch.tensor(np.concatenate([a.get_forces() for a in frames]), dtype=torch.float32)
     return inputs
 
 

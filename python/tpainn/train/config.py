@@ -67,8 +67,7 @@ DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "threads": None,  # torch intra-op threads; None keeps torch's default
     # Train through the fused message operator (tpainn.model.fused.fuse_messages; CPU): the same model and weights,
-    # 2.1x (2 threads) to 3.2x (1 thread) faster per step at F=128 x 3 (benchmarks/train_speed.py), equal to the
-    # eager path to round-off;
+    # 2-3x faster per step at F=128 x 3 (benchmarks/train_speed.py), equal to the eager path to round-off.
     # false: the eager PyTorch message block (the reference).
     "fused_messages": True,
     "output_dir": "runs/train",

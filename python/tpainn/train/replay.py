@@ -1,10 +1,11 @@
 """Replay of pretraining frames during autotuning (as MACE's multi-head replay fine-tuning).
 
 Every fine-tuning batch of DFT frames gets `autotune.replay.per_batch` classical frames added, drawn from a
-fixed, seeded pool of `n_frames` frames of the replay source, their loss terms weighted by `weight` (the force
-term also by `forces_weight`: the classical forces disagree with DFT inside the molecule, while its energies
-and stress carry the equation of state and the contact wall that replay is for). The network is shared, so where the DFT frames say nothing (other densities, compressed or stretched
-contacts, the stress) it keeps answering as the pretrained model did.
+fixed, seeded pool of `n_frames` frames of the replay source, their loss terms weighted by `weight` and their
+force term also by `forces_weight` (the classical forces disagree with DFT inside the molecule, but on water
+they also carry the density: examples/water/README.md). The network is shared, so where the DFT frames say
+nothing (other densities, compressed or stretched contacts, the stress) it keeps answering as the pretrained
+model did.
 
 Each classical frame is scored against its own energy zero: the classical and DFT zeros differ by
 hundreds of eV per atom, so the replayed frame's predicted energy is the model's energy with the DFT

@@ -80,8 +80,9 @@ def batch_counts(batch: Graph) -> torch.Tensor:
 def loss_terms(out: Dict[str, torch.Tensor], batch: Graph, weights: Dict[str, float], counts: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Weighted MSE of the energy per atom (eV/atom)², of force components (eV/Å)² and of stress components
     (eV/Å³)² over the frames with stress; each frame's terms are scaled by its `weight` (replay), its force term
-    also by its `forces_weight`, and its predicted energy shifted by its `energy_offset` (its own energy zero). With `counts` (batch_counts of a
-    larger batch this one is part of: distributed training) the sums are divided by those: this part's share."""
+    also by its `forces_weight`, and its predicted energy shifted by its `energy_offset` (its own energy zero).
+    With `counts` (batch_counts of a larger batch this one is part of: distributed training) the sums are divided
+    by those: this part's share."""
     n_frames, n_atoms, n_stress_frames = batch_counts(batch) if counts is None else counts
     n_graphs = len(batch["n_atoms"])
     frame_weight = batch.get("weight", torch.ones(n_graphs, dtype=torch.float64))
