@@ -102,6 +102,16 @@ def model_flops_per_atom(edges_per_atom: float) -> float:
     return 2 * forward
 
 
+def kernel_threads(threads: int) -> str:
+    """The threads the fused kernels run on at torch.set_num_threads(threads): all of them unless the build lacks
+    the OpenMP that torch's threads need (cmake/TPaiNNTorch.cmake)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    used = _C.parallel_threads_used(1024)
+    torch.set_num_threads(previous)
+    return f"fused kernels: {used} thread(s) of torch's {threads}"
+
+
 def seconds(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -126,6 +136,7 @@ def main() -> None:
         print("schnetpack not installed: run benchmarks/schnetpack-env.sh; column omitted")
     spk_cols = f" {'schnetpack':>10} {'schnetpack/fused':>16}" if spk else ""
 
+    print(kernel_threads(max(args.threads)))
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}; µs per atom-step (energy + "
           f"forces), median of {args.rounds} interleaved rounds")
     header = (f"{'H2O':>5} {'atoms':>6} {'edges/atom':>10} {'threads':>7} {'eager':>8} {'engine':>8} {'fused':>8} "

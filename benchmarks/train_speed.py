@@ -39,7 +39,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Subset
 
-from engine_speed import CUTOFF, RBF, schnetpack_inputs, schnetpack_potential, seconds, spk
+from engine_speed import CUTOFF, RBF, kernel_threads, schnetpack_inputs, schnetpack_potential, seconds, spk
 from tpainn.data import load_dataset
 from tpainn.data.graph import GraphDataset, collate, elements_in
 from tpainn.model.fused import fuse_messages
@@ -121,6 +121,7 @@ def benchmark(frames, args) -> None:
                 times[key, threads].append(seconds(lambda: trainer.run(args.steps)) / args.steps)
     if not spk:
         print("schnetpack not installed: run benchmarks/schnetpack-env.sh; column omitted")
+    print(kernel_threads(max(args.threads)))
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}; {len(frames[0])}-atom water, "
           f"median of {args.rounds} interleaved rounds of {args.steps} optimizer steps; speed-up = time per step of "
           "the other / this")

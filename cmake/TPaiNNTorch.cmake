@@ -17,7 +17,8 @@ execute_process(
   COMMAND "${Python_EXECUTABLE}" -c "
 import os, pybind11, torch
 print(torch.__version__, os.path.dirname(torch.__file__), torch.version.cuda or '',
-      int(torch._C._GLIBCXX_USE_CXX11_ABI), pybind11.get_cmake_dir(), sep=';', end='')"
+      int(torch._C._GLIBCXX_USE_CXX11_ABI), pybind11.get_cmake_dir(),
+      int('parallel backend: OpenMP' in torch.__config__.parallel_info()), sep=';', end='')"
   OUTPUT_VARIABLE _torch_info ERROR_VARIABLE _torch_err RESULT_VARIABLE _torch_rc)
 if(NOT _torch_rc EQUAL 0)
   message(FATAL_ERROR "torch and pybind11 must be importable by ${Python_EXECUTABLE} to build tpainn "
@@ -28,6 +29,7 @@ list(GET _torch_info 1 _torch_dir)
 list(GET _torch_info 2 _torch_cuda)
 list(GET _torch_info 3 _torch_cxx11_abi)
 list(GET _torch_info 4 _pybind11_dir)
+list(GET _torch_info 5 _torch_openmp)
 list(APPEND CMAKE_PREFIX_PATH "${_pybind11_dir}")
 set(_torch_lib "${_torch_dir}/lib")
 
@@ -48,6 +50,28 @@ target_link_libraries(tpainn_torch INTERFACE
   "${_torch_lib}/libtorch_cpu.so" "${_torch_lib}/libc10.so"
   "-Wl,--push-state,--no-as-needed" "${_torch_lib}/libtorch.so" "-Wl,--pop-state")
 set(TPAINN_TORCH_PYTHON_LIBRARY "${_torch_lib}/libtorch_python.so")
+# Threads of our kernels (at::parallel_for, csrc/ops): under torch's OpenMP backend at::parallel_for is a header
+# template over `omp parallel`, so a file compiled without OpenMP runs every range on the calling thread.
+# TPAINN_OPENMP_FLAGS compile such files with OpenMP, linked to the runtime torch ships, so that one thread
+# pool (sized by torch.set_num_threads) serves torch and us. Torch's other backend (native) needs nothing.
+set(TPAINN_OPENMP_FLAGS -fopenmp-simd)
+if(NOT _torch_openmp)
+  message(STATUS "tpainn: fused kernels run on torch's threads (its native thread pool)")
+elseif(EXISTS "${_torch_lib}/libgomp.so.1")
+  set(TPAINN_OPENMP_FLAGS -fopenmp)
+  target_link_libraries(tpainn_torch INTERFACE "${_torch_lib}/libgomp.so.1")
+  message(STATUS "tpainn: fused kernels run on torch's threads (OpenMP, torch's ${_torch_lib}/libgomp.so.1)")
+else()
+  find_package(OpenMP COMPONENTS CXX)
+  if(OpenMP_CXX_FOUND)
+    set(TPAINN_OPENMP_FLAGS ${OpenMP_CXX_FLAGS})
+    target_link_libraries(tpainn_torch INTERFACE OpenMP::OpenMP_CXX)
+    message(STATUS "tpainn: fused kernels run on torch's threads (OpenMP ${OpenMP_CXX_VERSION} of the compiler)")
+  else()
+    message(WARNING "torch ${TPAINN_TORCH_VERSION} uses OpenMP threads, but no OpenMP was found for the C++ compiler: "
+                    "tpainn's fused kernels will run on one thread")
+  endif()
+endif()
 foreach(_lib torch torch_cpu c10 torch_python)
   if(NOT EXISTS "${_torch_lib}/lib${_lib}.so")
     message(FATAL_ERROR "lib${_lib}.so not found in ${_torch_lib} (torch ${TPAINN_TORCH_VERSION})")

@@ -10,6 +10,7 @@
 
 #include "cell_list.h"
 #include "engine.h"
+#include "ops/painn_message.h"
 #include "ops/painn_message_aten.h"
 #include "ops/register_ops.h"
 
@@ -166,6 +167,8 @@ PYBIND11_MODULE(_C, m) {
   // The ATen form of the operator's kernels (what non-CPU devices run), for the tests to compare with the CPU ones.
   m.def("painn_message_aten", &tpainn::ops::painn_message_aten);
   m.def("painn_message_backward_aten", &tpainn::ops::painn_message_backward_aten);
+  // The threads the fused kernels run on (tests and benchmarks report it).
+  m.def("parallel_threads_used", &tpainn::ops::parallel_threads_used, py::arg("n_tasks"));
   m.def("cell_list", &cell_list, py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
         py::call_guard<py::gil_scoped_release>(),
         "O(N) cell-list neighbour search; use tpainn.neighbors.neighbor_list, which validates the input.\n"

@@ -56,6 +56,7 @@ def stub_torch(directory: Path, cuda) -> Path:
         __version__ = "{torch.__version__.split('+')[0]}+{local}"
         version = types.SimpleNamespace(cuda={cuda!r})
         _C = types.SimpleNamespace(_GLIBCXX_USE_CXX11_ABI={torch._C._GLIBCXX_USE_CXX11_ABI})
+        __config__ = types.SimpleNamespace(parallel_info=lambda: {torch.__config__.parallel_info()!r})
     """))
     return directory
 
@@ -75,6 +76,8 @@ def test_installed_torch_without_nvcc_is_a_cpu_build(tmp_path):
     rc, out = configure(tmp_path)
     assert rc == 0, out
     assert "tpainn: CPU build (C++" in out and f"against torch {torch.__version__}" in out, out
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info():  # the kernels' threads need OpenMP too
+        assert "tpainn: fused kernels run on torch's threads (OpenMP" in out, out
 
 
 @needs_cmake

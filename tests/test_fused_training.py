@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from conftest import batch_of, tiny_config, water_box
 from helpers.models import make_model
 from helpers.systems import SYSTEMS
+from tpainn._C import parallel_threads_used
 from tpainn.data.graph import GraphDataset, collate, elements_in, model_inputs
 from tpainn.model.fused import FusedPaiNNMessage, fuse_messages
 from tpainn.train import load_config, load_trained, train
@@ -93,14 +94,16 @@ def test_tpainn_train_with_fused_messages_ends_where_the_eager_run_does(tmp_path
 
 
 def test_fused_weight_gradient_is_reproducible_whatever_the_thread_count():
-    """The chunks' weight gradients are summed in a fixed order (not as threads finish): a resumed run repeats."""
+    """The kernels run on torch's threads, and the chunks' weight gradients are summed in a fixed order (not as
+    threads finish, not chunked by thread count): a resumed run repeats, at any thread count."""
     model = fuse_messages(make_model().train())
-    frames = [water_box(32, 9.9, seed=3)]  # 96 atoms: four chunks of atoms at four threads
+    frames = [water_box(32, 9.9, seed=3)]  # 96 atoms: six chunks of 16 atoms, on four threads
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         single = loss_gradients(model, frames)
         torch.set_num_threads(4)
+        assert parallel_threads_used(64) == 4  # built with the OpenMP that torch's threads need
         runs = [loss_gradients(model, frames) for _ in range(20)]
     finally:
         torch.set_num_threads(threads)

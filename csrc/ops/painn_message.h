@@ -44,4 +44,8 @@ template <typename T>
 void painn_message_backward(const MessageInputs<T>& in, const T* grad_s_out, const T* grad_v_out,
                             const MessageGradients<T>& out);
 
+// How many of torch's threads the kernels' at::parallel_for runs n_tasks tasks on: at most torch.get_num_threads(),
+// and 1 if this library was built without the OpenMP its threads need (tests and benchmarks report it).
+int64_t parallel_threads_used(int64_t n_tasks);
+
 }  // namespace tpainn::ops

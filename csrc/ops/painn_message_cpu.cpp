@@ -8,7 +8,9 @@
 // Parallel without atomics: the forward pass gives each thread a range of receiving atoms i (edges grouped by
 // centre), the backward pass a range of sending atoms j (edges grouped by neighbour), so all accumulation goes
 // to atoms the thread owns and per-edge gradients are written once. The weight gradient (training, gradcheck)
-// is summed per task and added under a lock.
+// is summed per fixed chunk of atoms, and the chunks in order: the same numbers at any thread count.
+// The threads are torch's: this file is compiled with OpenMP (CMakeLists.txt), without which at::parallel_for
+// (a header template over `omp parallel`) would run every range on the calling thread.
 //
 // The kernels are always-inline templates instantiated twice: for the baseline ISA and for AVX2 + FMA,
 // chosen at run time: a build may run on other CPUs than the one it was compiled on.
@@ -16,8 +18,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <map>
-#include <mutex>
 #include <vector>
 
 #include "edge_csr.h"
@@ -33,8 +33,8 @@ constexpr int kEdgeBlock = 4;
 // Columns of block_product's register tile: three 256-bit vectors.
 template <typename T>
 constexpr int kProductTile = 96 / sizeof(T);
-// Atoms per parallel task, at least: a task must amortise its scratch buffers.
-constexpr int64_t kAtomsPerTask = 16;
+// Atoms per parallel task, at least (a task must amortise its scratch buffers); the backward pass's chunks.
+constexpr int64_t kAtomsPerChunk = 16;
 
 template <typename T>
 struct EdgeBlock {
@@ -239,7 +239,7 @@ template <typename T>
 void painn_message_forward(const MessageInputs<T>& in, T* s_out, T* v_out) {
   check_atom_indices(in.neighbours, in.n_edges, in.n_atoms);
   const EdgeCsr by_centre = edge_csr(in.centres, in.n_edges, in.n_atoms);
-  at::parallel_for(0, in.n_atoms, kAtomsPerTask, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, in.n_atoms, kAtomsPerChunk, [&](int64_t begin, int64_t end) {
 #if defined(__x86_64__)
     if (cpu_has_avx2_fma()) return forward_avx2(in, by_centre, s_out, v_out, begin, end);
 #endif
@@ -252,29 +252,32 @@ void painn_message_backward(const MessageInputs<T>& in, const T* grad_s_out, con
                             const MessageGradients<T>& out) {
   check_atom_indices(in.centres, in.n_edges, in.n_atoms);
   const EdgeCsr by_neighbour = edge_csr(in.neighbours, in.n_edges, in.n_atoms);
-  const int64_t weight_size = in.n_radial * 3 * in.n_features;
-  // Each chunk of atoms sums its own weight gradient; the chunks' sums are added in the order of their first
-  // atom, not in the order the threads finish, so that the result (and a resumed training run) is reproducible.
-  std::mutex weight_lock;
-  std::map<int64_t, std::vector<T>> chunk_weights;
-  at::parallel_for(0, in.n_atoms, kAtomsPerTask, [&](int64_t begin, int64_t end) {
-    std::vector<T> grad_weight(out.weight ? weight_size : 0, T(0));
-    T* gw = out.weight ? grad_weight.data() : nullptr;
+  const int64_t weight_size = out.weight ? in.n_radial * 3 * in.n_features : 0;
+  const int64_t n_chunks = (in.n_atoms + kAtomsPerChunk - 1) / kAtomsPerChunk;
+  std::vector<T> chunk_weights(n_chunks * weight_size, T(0));
+  at::parallel_for(0, n_chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t begin = chunk * kAtomsPerChunk, end = std::min(in.n_atoms, begin + kAtomsPerChunk);
+      T* gw = out.weight ? chunk_weights.data() + chunk * weight_size : nullptr;
 #if defined(__x86_64__)
-    if (cpu_has_avx2_fma())
-      backward_avx2(in, by_neighbour, grad_s_out, grad_v_out, out, gw, begin, end);
-    else
+      if (cpu_has_avx2_fma()) {
+        backward_avx2(in, by_neighbour, grad_s_out, grad_v_out, out, gw, begin, end);
+        continue;
+      }
 #endif
       backward_baseline(in, by_neighbour, grad_s_out, grad_v_out, out, gw, begin, end);
-    if (gw) {
-      std::lock_guard<std::mutex> guard(weight_lock);
-      chunk_weights.emplace(begin, std::move(grad_weight));
     }
   });
   if (!out.weight) return;
   std::fill_n(out.weight, weight_size, T(0));
-  for (const auto& chunk : chunk_weights)
-    for (int64_t k = 0; k < weight_size; ++k) out.weight[k] += chunk.second[k];
+  for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+    for (int64_t k = 0; k < weight_size; ++k) out.weight[k] += chunk_weights[chunk * weight_size + k];
+}
+
+int64_t parallel_threads_used(int64_t n_tasks) {
+  std::vector<int> used(at::get_num_threads(), 0);
+  at::parallel_for(0, n_tasks, 1, [&](int64_t, int64_t) { used[at::get_thread_num()] = 1; });
+  return std::count(used.begin(), used.end(), 1);
 }
 
 template void painn_message_forward(const MessageInputs<float>&, float*, float*);
