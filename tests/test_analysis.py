@@ -4,6 +4,7 @@ The runs are written in the run-directory contract's own formats (LAMMPS data, l
 via MDAnalysis), so the readers are tested together with the analysis.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tpainn.analysis import analyze, block_average, first_peak, open_run, yeh_hu
 from tpainn.analysis.density import density
 from tpainn.analysis.report import write_report
 from tpainn.cli import main
+from tpainn.md.settings import MDSettings
 
 
 # --- tests -------------------------------------------------------------------------------------------
@@ -334,3 +336,32 @@ def test_report_shows_pressure_and_short_contacts(tmp_path):
     assert g_hh > 0 and row[header.index("max g_HH < 1.6 Å")] == f"{g_hh:.2f}"
     assert experiment[0] == "experiment (298 K)" and experiment[contacts_column] == "0 (0 %) / 0 (0 %)"
     assert "<th>P (bar)</th>" in (out / "report.html").read_text()
+
+
+def test_a_run_stopped_within_npt_has_the_density_of_its_logged_chunks(tmp_path):
+    """`tpainn md water` killed 20 ps into a 40 ps NPT stage: summary.json lists the stage as remaining, the log
+    holds its finished 1-ps chunks (complete thermo blocks) and the chunk in progress (no `Loop time`)."""
+    rng = np.random.default_rng(11)
+    volume_A3 = 1920.0
+    path = write_run(tmp_path / "run", brownian_frames(0.23, 21, seed=11), BOX_A,
+                     npt_volumes=volume_A3 + rng.normal(0, 5, 400))  # fmt: skip
+    log = (path / "log.lammps").read_text()
+    in_progress = "\n   Step          Temp          PotEng         Press          Volume    \n" + "".join(
+        f"{step:10d}   300.0  -3000.0  1.0  {2 * volume_A3:14.6f}\n" for step in range(40900, 41200, 100))
+    (path / "log.lammps").write_text(log[: log.rindex("\nrun ")] + in_progress)  # production never started
+    summary = json.loads((path / "summary.json").read_text())
+    finished, remaining = summary["stages"][:1], [stage["name"] for stage in summary["stages"][1:]]
+    settings = MDSettings(npt_ps=40.0, timestep_fs=TIMESTEP_FS, thermo_every_fs=THERMO_EVERY * TIMESTEP_FS)
+    (path / "summary.json").write_text(json.dumps({**summary, "stages": finished, "stages_remaining": remaining,
+                                                   "settings": dataclasses.asdict(settings)}))  # fmt: skip
+    result = density(open_run(path), equilibration_ps=0.0)
+    mass_amu = N_MOLECULES * (MASS_O + 2 * MASS_H)
+    assert abs(result["mean_g_cm3"] - mass_amu / volume_A3 * 1.66053906660) < 4 * result["error_g_cm3"]
+    assert result["averaged_ps"] == pytest.approx(399 * THERMO_EVERY * TIMESTEP_FS / 1000)  # the chunk in progress is not
+    assert not result["stage_complete"]
+    paths = write_report([{"model": "killed", "run_dir": "r", "density": result}], tmp_path / "report")
+    assert "(run stopped within NPT: 19.9 ps logged)" in paths["markdown"].read_text()
+    # Without the settings that plan the stages, only finished stages count.
+    (path / "summary.json").write_text(json.dumps({**summary, "stages": finished, "stages_remaining": remaining}))
+    with pytest.raises(ValueError, match="a density needs a stage in NPT"):
+        density(open_run(path))

@@ -19,7 +19,9 @@ Run-directory contract (what `tpainn md water` writes, and what this package rea
 - `summary.json`: {"units": "metal" | "real", "timestep_fs": float, "stages": [{"name": str,
   "ensemble": "minimize" | "nvt" | "npt" | "nve" | ..., "first_step": int, "last_step": int,
   "thermo_every": int, "dump_every": int | null}], "n_molecules": int, "temperature_K": float,
-  "model": str (the label in reports)}; optional "type_elements": [str].
+  "model": str (the label in reports)}; optional "type_elements": [str]. A run stopped within a stage (killed)
+  lists it in "stages_remaining"; with the run's "settings" (tpainn.md.settings.MDSettings) the part of it
+  that complete thermo blocks hold is analysed too (an NPT stage's density; reports say it was cut short).
 
 What each property uses: density, the last NPT stage of the log and the mass of system.data; diffusion,
 the trajectory plus the production stage's logged temperature and volume; RDFs, the trajectory; pressure,

@@ -64,6 +64,7 @@ def density(run: Run, equilibration_ps: float | None = None, n_blocks: int = DEF
         "mass_source": TOPOLOGY,
         "mean_temperature_K": float(rows["Temp"].to_numpy()[start:].mean()),
         "mean_pressure_bar": float(pressure_bar.mean()),
+        "stage_complete": stage.complete,
         "time_ps": time_ps.tolist(),
         "density_g_cm3": series.tolist(),
     }

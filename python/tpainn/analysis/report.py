@@ -68,6 +68,8 @@ def _density(density: dict) -> str:
     text = _pm(density["mean_g_cm3"], density["error_g_cm3"], 4)
     if density["drifting"]:
         text += f" (not stationary: drifts {density['drift_g_cm3_per_ps']:+.4f} g/cm³ per ps)"
+    if not density.get("stage_complete", True):
+        text += f" (run stopped within NPT: {density['equilibration_ps'] + density['averaged_ps']:.1f} ps logged)"
     return text
 
 

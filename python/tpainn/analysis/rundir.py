@@ -16,6 +16,7 @@ from MDAnalysis.lib.distances import distance_array
 from tpainn.analysis.integrity import check_trajectory
 from tpainn.analysis.thermo import read_thermo, stage_rows
 from tpainn.md.lammps_input import LOG, SUMMARY, last_error
+from tpainn.md.settings import MDSettings, plan_stages
 
 TOPOLOGY = "system.data"
 TRAJECTORIES = ("trajectory.dcd", "trajectory.lammpstrj")
@@ -37,6 +38,7 @@ class Stage:
     last_step: int
     thermo_every: int
     dump_every: int | None
+    complete: bool = True  # False: the run stopped within this stage, at last_step
 
 
 @dataclass
@@ -48,7 +50,29 @@ class Run:
 
     @property
     def stages(self) -> list[Stage]:
-        return [Stage(**{key: stage[key] for key in STAGE_KEYS}) for stage in self.summary["stages"]]
+        """The finished stages, and the stage the run stopped in if part of it is logged (stage_cut_short)."""
+        finished = [Stage(**{key: stage[key] for key in STAGE_KEYS}) for stage in self.summary["stages"]]
+        cut_short = self.stage_cut_short(finished)
+        return finished + ([cut_short] if cut_short else [])
+
+    def stage_cut_short(self, finished: list[Stage]) -> Stage | None:
+        """The part of the first unfinished stage that complete thermo blocks hold, when `tpainn md water` was
+        stopped within it (summary.json: `stages_remaining` and the `settings` that plan the stages): a killed
+        40 ps NPT run still has a density from the chunks it finished. Only undumped stages: a trajectory is
+        analysed whole."""
+        remaining, settings = self.summary.get("stages_remaining"), self.summary.get("settings")
+        if not remaining or not isinstance(settings, dict) or not finished:
+            return None
+        try:
+            planned = {stage.name: stage for stage in plan_stages(MDSettings(**settings))}
+            blocks = self.thermo
+        except (TypeError, ValueError, FileNotFoundError):  # not a plan of this version, or no log: finished only
+            return None
+        stage, first_step = planned.get(remaining[0]), finished[-1].last_step
+        last_logged = max((int(b["Step"].iloc[-1]) for b in blocks if b["Step"].iloc[0] >= first_step), default=first_step)
+        if stage is None or stage.dump_every or last_logged <= first_step:
+            return None
+        return Stage(stage.name, stage.ensemble, first_step, last_logged, stage.thermo_every, None, complete=False)
 
     @property
     def timestep_ps(self) -> float:
