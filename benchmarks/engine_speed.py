@@ -15,7 +15,7 @@ n_interactions=3, GaussianRBF(20, 5 Å), CosineCutoff(5 Å)), Atomwise energy, F
 SpkCalculator.calculate (AtomsConverter with the matscipy neighbour list, rebuilt every call, + model +
 results to numpy: what ASE MD calls), its model weights untrained too. The variants and a 2048² matmul run
 interleaved, round robin, `--rounds` times (median): on a shared machine absolute times drift, their ratios
-much less.
+much less. Each timing is back-to-back calls of one variant (at least 0.5 s of them), as MD makes them.
 
 Model FLOPs per atom are those of the forward pass (per edge the 20+1 -> 3F filter and the message, per atom
 φ, the update and the readout) times two, since the backward pass to the inputs costs about one forward; the
@@ -23,6 +23,7 @@ fused backward recomputes the filters instead of storing them, and that recomput
 """
 
 import argparse
+import math
 import platform
 import tempfile
 import time
@@ -38,6 +39,7 @@ from tpainn.data.graph import atoms_to_graph, collate, model_inputs
 from tpainn.export import export_model
 
 CUTOFF, FEATURES, LAYERS, RBF = 5.0, 128, 3, 20
+MIN_TIMING_S = 0.5
 
 try:  # only in the benchmark environment (benchmarks/schnetpack-env.sh)
     import torch.utils.data.dataloader as _dataloader
@@ -112,10 +114,12 @@ def kernel_threads(threads: int) -> str:
     return f"fused kernels: {used} thread(s) of torch's {threads}"
 
 
-def seconds(fn) -> float:
+def seconds(fn, calls: int = 1) -> float:
+    """Seconds per call of `calls` back-to-back calls."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
 
 
 def main() -> None:
@@ -164,10 +168,12 @@ def main() -> None:
             torch.set_num_threads(threads)
             for fn in variants.values():
                 fn()  # warm-up: TorchScript profiling runs, allocations
+            # As MD calls it: each timing is back-to-back calls of one variant, at least MIN_TIMING_S of them.
+            calls = {name: max(1, math.ceil(MIN_TIMING_S / seconds(fn))) for name, fn in variants.items()}
             times = {name: [] for name in variants}
             for _ in range(args.rounds):
                 for name, fn in variants.items():
-                    times[name].append(seconds(fn))
+                    times[name].append(seconds(fn, calls[name]))
             t = {name: float(np.median(v)) for name, v in times.items()}
             us = {name: t[name] * 1e6 / len(atoms) for name in variants if name != "matmul"}
             matmul = 2 * 2048**3 / t["matmul"] / 1e9
