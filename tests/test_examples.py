@@ -1,6 +1,7 @@
 """The configs of `make demo` (examples/water/demo.sh) at both scales fit together: a mismatch would only show
 after the (hours of) pretraining."""
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -35,3 +36,21 @@ def test_demo_configs_chain(scale, configs):
 def test_demo_refuses_an_unknown_scale():
     result = subprocess.run(["bash", str(WATER / "demo.sh"), "huge"], capture_output=True, text=True)
     assert result.returncode == 2 and "unknown scale 'huge'" in result.stderr
+
+
+def test_production_configs_chain():
+    """examples/water/production: the F=128 x 3 recipe on 2 cores pretrains on the file transfer.sh writes, and
+    every arm of its learning curve trains the pretrained architecture for the same number of optimizer steps."""
+    production = WATER / "production"
+    pretrain = load_config(production / "pretrain.yaml")
+    experiment = load_experiment(production / "learning-curve.yaml")
+    assert re.search(rf"-o {pretrain['data']['dataset']}$", (WATER / "transfer.sh").read_text(), re.M)
+    assert (pretrain["model"]["n_features"], pretrain["model"]["n_interactions"]) == (128, 3)
+    assert experiment["pretrained"] == f"{pretrain['output_dir']}/model.pt"
+    arms = {name: run_config(experiment, name, 10, 0) for name in experiment["variants"]}
+    assert arms["autotuned"]["autotune"]["from"] == experiment["pretrained"]
+    assert all(arm["autotune"]["from"] is None for name, arm in arms.items() if name.startswith("scratch"))
+    for arm in arms.values():
+        assert arm["model"] == pretrain["model"]
+        n_train = arm["split"]["n_train"]
+        assert arm["epochs"] * math.ceil(n_train / arm["optimizer"]["batch_size"]) >= experiment["min_steps"] == 250
