@@ -235,3 +235,31 @@ def test_replay_of_pretraining_frames_that_are_gone_is_a_clear_error(tmp_path, p
     config["model"]["n_interactions"] = 2
     with pytest.raises(ValueError, match=r"replay.data=pretraining: .*gone.h5 are not here\); give a frame source"):
         train(config)
+
+
+def test_replay_with_d3_subtracts_it_from_the_replayed_frames(tmp_path, classical_file, monkeypatch):
+    """A D3 model learns labels minus D3 and gets D3 back at run time: so do the replayed classical frames, with the
+    mean D3 energy of their composition kept in their energy offset (network + D3 then keeps the classical EOS)."""
+    from tpainn import dispersion
+
+    monkeypatch.setenv("TPAINN_CACHE_DIR", str(tmp_path / "cache"))
+    pretrained = pretrained_on(tmp_path, classical_file)
+    settings = {"data": "pretraining", "n_frames": 4, "per_batch": 1}
+    plain = autotune_config(tmp_path, pretrained, "plain", replay=settings)
+    with_d3 = autotune_config(tmp_path, pretrained, "d3", replay=settings)
+    with_d3["model"]["dispersion"] = "d3(zero):revpbe0"
+    train_frames, _, _ = split_frames(plain)
+    model = build_model(plain, train_frames, ["H", "O"])
+    replays = {name: Replay(config, model, str(classical_file)) for name, config in (("plain", plain), ("d3", with_d3))}
+    d3 = dispersion.parse(with_d3["model"]["dispersion"])
+    pool = H5Frames(classical_file)
+    d3_energies = []
+    for g_plain, g_d3 in zip(replays["plain"].graphs, replays["d3"].graphs):
+        frame = next(a for a in pool if np.allclose(a.positions, g_plain["positions"].numpy()))
+        energy, forces, _ = dispersion.compute(frame, d3)
+        d3_energies.append(energy)
+        assert float(g_d3["energy"]) == pytest.approx(float(g_plain["energy"]) - energy, rel=1e-12)
+        np.testing.assert_allclose(g_d3["forces"].numpy(), g_plain["forces"].numpy() - forces, rtol=0, atol=1e-12)
+    # Every frame has the same composition here: the offset moves by the pool's mean D3 energy.
+    for g_plain, g_d3 in zip(replays["plain"].graphs, replays["d3"].graphs):
+        assert float(g_d3["energy_offset"]) == pytest.approx(float(g_plain["energy_offset"]) - np.mean(d3_energies), rel=1e-10)

@@ -12,6 +12,11 @@ hundreds of eV per atom, so the replayed frame's predicted energy is the model's
 reference energies exchanged for the pretrained (classical) ones, E + C (e_classical − e_DFT), through the
 graph key `energy_offset`. The energy scale is the same for both (autotune forbids its refit with replay).
 
+A model with D3 (`model.dispersion`) learns DFT minus D3 and gets D3 added back at run time, so the replayed
+frames lose D3 too: network plus D3 then keeps the classical equation of state, rather than D3 pulling on top
+of it. The per-composition mean of their D3 energies stays in the energy offset, where the pretrained
+references had absorbed it, so the network is asked only for how D3 varies between frames.
+
 With `head: separate` the replayed frames are scored by a readout of their own (PaiNN.heads[0], a copy of the
 pretrained readout, trained along) on the shared features: the classical and DFT labels then need not agree
 on one readout, only on the representation (MACE's multi-head fine-tuning). Model files keep the DFT readout.
@@ -25,6 +30,8 @@ import torch
 
 from tpainn.data import DATASETS, load_frames
 from tpainn.data.graph import Graph, atoms_to_graph, collate
+from tpainn.data.labels import labels_of
+from tpainn.dispersion import without_dispersion
 from tpainn.model import PaiNN
 from tpainn.train.checkpoint import load_trained
 from tpainn.train.reference_energies import composition_matrix
@@ -60,7 +67,13 @@ class Replay:
         if pretrained.species != model.species:
             raise ValueError(f"replay: pretrained species {pretrained.species} differ from the model's {model.species}")
         shift = pretrained.reference_energies.numpy() - model.reference_energies.numpy()
-        offsets = composition_matrix(pool_frames, model.species) @ shift
+        composition = composition_matrix(pool_frames, model.species)
+        offsets = composition @ shift
+        if config["model"]["dispersion"] != "none":
+            with_d3 = np.array([labels_of(atoms, source)[0] for atoms in pool_frames])
+            pool_frames = without_dispersion(pool_frames, config["model"]["dispersion"], source)
+            d3 = with_d3 - np.array([labels_of(atoms, source)[0] for atoms in pool_frames])
+            offsets = offsets - composition @ np.linalg.lstsq(composition, d3, rcond=None)[0]
         weight = torch.tensor([float(settings["weight"])], dtype=torch.float64)
         forces_weight = torch.tensor([float(settings["forces_weight"])], dtype=torch.float64)
         separate = settings["head"] == "separate"
