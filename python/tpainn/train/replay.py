@@ -68,12 +68,11 @@ class Replay:
             raise ValueError(f"replay: pretrained species {pretrained.species} differ from the model's {model.species}")
         shift = pretrained.reference_energies.numpy() - model.reference_energies.numpy()
         composition = composition_matrix(pool_frames, model.species)
-        offsets = composition @ shift
-        if config["model"]["dispersion"] != "none":
-            with_d3 = np.array([labels_of(atoms, source)[0] for atoms in pool_frames])
-            pool_frames = without_dispersion(pool_frames, config["model"]["dispersion"], source)
-            d3 = with_d3 - np.array([labels_of(atoms, source)[0] for atoms in pool_frames])
-            offsets = offsets - composition @ np.linalg.lstsq(composition, d3, rcond=None)[0]
+        # The frames' D3 energies (zero without model.dispersion); their per-composition mean stays in the offset.
+        labelled = without_dispersion(pool_frames, config["model"]["dispersion"], source)
+        d3 = np.array([labels_of(a, source)[0] - labels_of(b, source)[0] for a, b in zip(pool_frames, labelled)])
+        offsets = composition @ (shift - np.linalg.lstsq(composition, d3, rcond=None)[0])
+        pool_frames = labelled
         weight = torch.tensor([float(settings["weight"])], dtype=torch.float64)
         forces_weight = torch.tensor([float(settings["forces_weight"])], dtype=torch.float64)
         separate = settings["head"] == "separate"
