@@ -57,3 +57,15 @@ def test_min_steps_raises_epochs_of_small_sets_only(tmp_path):
     large = run_config(experiment, "autotuned", 90, 0)  # 81 frames: 41 steps per epoch, 40 epochs > 500 steps
     assert (large["epochs"], large["early_stopping_patience"]) == (40, 20)
     assert large["autotune"]["from"] == "x.pt" and small["autotune"]["from"] is None
+
+
+def test_table_says_when_an_arm_never_reaches_scratchs_best():
+    import math
+
+    from tpainn.experiments.learning_curve import markdown_table
+
+    entry = {"n_frames": 10, "arms": ["scratch", "tuned"], "scratch_forces_mae": 0.1, "scratch_forces_mae_std": 0.01,
+             "tuned_forces_mae": 0.2, "tuned_forces_mae_std": 0.02, "ratio_tuned_forces_mae": 0.5,
+             "epochs_to_scratch_best_tuned": {0: (math.nan, 40), 1: (3, 35)}}  # fmt: skip
+    row = markdown_table([entry]).splitlines()[-1]
+    assert row.endswith("| 0.50× | not reached (40), 3 (35) |"), row
