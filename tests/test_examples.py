@@ -54,3 +54,22 @@ def test_production_configs_chain():
         assert arm["model"] == pretrain["model"]
         n_train = arm["split"]["n_train"]
         assert arm["epochs"] * math.ceil(n_train / arm["optimizer"]["batch_size"]) >= experiment["min_steps"] == 250
+
+
+def test_production_liquid_config_replays_the_pretraining_frames_at_equal_cpu():
+    """production/liquid.yaml: the replay arm autotunes the production pretraining with the classical frames
+    replayed as ../autotune.yaml does; the from-scratch arm sees as many frames (its steps are twice as many, each
+    without the replayed half)."""
+    production = WATER / "production"
+    experiment = load_experiment(production / "liquid.yaml")
+    assert experiment["pretrained"] == f"{load_config(production / 'pretrain.yaml')['output_dir']}/model.pt"
+    replay, scratch = (run_config(experiment, arm, 50, 0) for arm in ("replay-w2", "scratch"))
+    assert replay["autotune"]["replay"] == load_config(WATER / "autotune.yaml")["autotune"]["replay"]
+    assert replay["autotune"]["from"] == experiment["pretrained"] and scratch["autotune"]["from"] is None
+    assert replay["model"] == scratch["model"] and replay["model"]["n_features"] == 128
+
+    def frames_seen(arm, per_batch):
+        return arm["epochs"] * math.ceil(arm["split"]["n_train"] / arm["optimizer"]["batch_size"]) * per_batch
+
+    batch = replay["optimizer"]["batch_size"]
+    assert frames_seen(scratch, batch) == frames_seen(replay, batch + replay["autotune"]["replay"]["per_batch"])
