@@ -208,8 +208,8 @@ def markdown_table(summary: List[Dict[str, Any]]) -> str:
             cells += [f"{1e3 * e[f'{arm}_{m}']:.3g} ± {1e3 * e[f'{arm}_{m}_std']:.2g}" for m in metrics]
             cells += [f"{e[f'ratio_{arm}_{m}']:.2f}×" if f"ratio_{arm}_{m}" in e else "—" for m in metrics]
             epochs = e.get(f"epochs_to_scratch_best_{arm}")
-            reached = {seed: ("not reached" if math.isnan(a) else a, b) for seed, (a, b) in (epochs or {}).items()}
-            cells.append(", ".join(f"{a} ({b})" for a, b in reached.values()) if epochs else "—")
+            reached = [f"{'not reached' if math.isnan(a) else a} ({b})" for a, b in (epochs or {}).values()]
+            cells.append(", ".join(reached) or "—")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
