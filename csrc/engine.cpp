@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+#include <charconv>
+#include <cstdio>
 #include <numeric>
-#include <sstream>
 #include <stdexcept>
 
 #include "cell_list.h"
@@ -27,10 +27,15 @@ const char* const kMetadataFile = "tpainn_metadata.json";
 void check_format(const std::string& path, const std::string& format) {
   if (format.empty())
     throw std::invalid_argument(path + " is a TorchScript file but not a T-PaiNN model (it has no " + kFormatFile + ")");
-  std::istringstream fields(format);
-  std::string tag;
+  // "TAG VERSION", parsed without iostreams: on a CUDA torch 2.11 wheel, extracting an integer from a stream in
+  // this library crashed (the process mixes libstdc++ locale facets), so nothing here touches std::locale.
+  const size_t space = format.find(' ');
+  const std::string tag = format.substr(0, space);
   int64_t version = -1;
-  fields >> tag >> version;
+  if (space != std::string::npos) {
+    const char* first = format.data() + space + 1;
+    if (std::from_chars(first, format.data() + format.size(), version).ec != std::errc()) version = -1;
+  }
   if (tag != kFormatTag) throw std::invalid_argument(path + " is not a T-PaiNN model (format '" + format + "')");
   if (version != kExportFormatVersion)
     throw std::invalid_argument(path + " has export format version " + std::to_string(version) +
@@ -165,7 +170,11 @@ struct Engine::Impl {
   int64_t builds = 0;
 
   void load(const std::string& path) {
-    if (!std::ifstream(path).good()) throw std::invalid_argument(path + ": no such file or not readable");
+    if (std::FILE* file = std::fopen(path.c_str(), "rb")) {
+      std::fclose(file);
+    } else {
+      throw std::invalid_argument(path + ": no such file or not readable");
+    }
     torch::jit::ExtraFilesMap extra{{kFormatFile, ""}, {kMetadataFile, ""}};
     ops::register_ops();  // fused exports call torch.ops.tpainn.*
     try {
