@@ -165,8 +165,13 @@ PYBIND11_MODULE(_C, m) {
   // torch.ops.tpainn.* for scripting and running fused models in Python (tpainn.model.fused).
   tpainn::ops::register_ops();
   // The ATen form of the operator's kernels (what non-CPU devices run), for the tests to compare with the CPU ones.
-  m.def("painn_message_aten", &tpainn::ops::painn_message_aten);
-  m.def("painn_message_backward_aten", &tpainn::ops::painn_message_backward_aten);
+  m.def("painn_message_aten", &tpainn::ops::painn_message_aten_in_chunks, py::arg("s"), py::arg("v"), py::arg("x"),
+        py::arg("radial"), py::arg("weight"), py::arg("unit_vectors"), py::arg("centres"), py::arg("neighbours"),
+        py::arg("edges_per_chunk") = 0);
+  m.def("painn_message_backward_aten", &tpainn::ops::painn_message_backward_aten_in_chunks, py::arg("grad_s_out"),
+        py::arg("grad_v_out"), py::arg("v"), py::arg("x"), py::arg("radial"), py::arg("weight"),
+        py::arg("unit_vectors"), py::arg("centres"), py::arg("neighbours"), py::arg("weight_gradient"),
+        py::arg("edges_per_chunk") = 0);
   // The threads the fused kernels run on (tests and benchmarks report it).
   m.def("parallel_threads_used", &tpainn::ops::parallel_threads_used, py::arg("n_tasks"));
   m.def("cell_list", &cell_list, py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),

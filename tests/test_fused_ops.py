@@ -86,19 +86,21 @@ def test_backward_operator_gradcheck_and_gradgradcheck(weight_gradient):
     assert torch.autograd.gradgradcheck(operator, leaves)
 
 
+@pytest.mark.parametrize("edges_per_chunk", [0, 7])  # one chunk (automatic size); nine, the last one partial
 @pytest.mark.parametrize("weight_gradient", [True, False])
-def test_aten_kernels_of_other_devices_match_the_cpu_kernels(weight_gradient):
-    """On CUDA (any backend but the CPU) the operator runs as ATen operations: same values and gradients."""
+def test_aten_kernels_of_other_devices_match_the_cpu_kernels(weight_gradient, edges_per_chunk):
+    """On CUDA (any backend but the CPU) the operator runs as ATen operations, a chunk of edges at a time: same
+    values and gradients."""
     features, centres, neighbours = operator_inputs(n_atoms=9, n_edges=60, seed=3)
     fused = torch.ops.tpainn.painn_message(*features, centres, neighbours)
-    aten = _C.painn_message_aten(*features, centres, neighbours)
+    aten = _C.painn_message_aten(*features, centres, neighbours, edges_per_chunk=edges_per_chunk)
     for got, want in zip(aten, fused):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     g = torch.Generator().manual_seed(4)
     grad_s, grad_v = (torch.randn(t.shape, generator=g, dtype=torch.float64) for t in fused)
     arguments = (grad_s, grad_v, *features[1:], centres, neighbours, weight_gradient)
     want = torch.ops.tpainn.painn_message_backward(*arguments)
-    got = _C.painn_message_backward_aten(*arguments)
+    got = _C.painn_message_backward_aten(*arguments, edges_per_chunk=edges_per_chunk)
     for name, a, b in zip(["v", "x", "radial", "unit_vectors", "weight"], got, want):
         if name == "weight" and not weight_gradient:
             assert a is None or a.numel() == 0

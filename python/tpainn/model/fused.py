@@ -5,8 +5,9 @@ exports.
 features and never stores the per-edge [E, 3F] tensors the eager block (representation.py) materialises and
 reads back, which is where the eager model spends its time. The operator is differentiable to any order (its
 backward's backward is made of the same two operators: csrc/ops/painn_message_autograd.cpp), so a model with
-fused blocks also trains with forces in its loss. It has CPU kernels only; on other devices (GPU) the fused
-blocks run the eager computation. A fused model is the eager one with these blocks in its layers: it shares the
+fused blocks also trains with forces in its loss. It has CPU kernels; on other devices (GPU) it runs as ATen
+operations a chunk of edges at a time (csrc/ops/painn_message_aten.cpp), so the per-edge tensors never exist
+for the whole graph there either. A fused model is the eager one with these blocks in its layers: it shares the
 eager parameters under the same state_dict keys, so it computes the same function; the eager blocks stay the
 reference.
 
@@ -20,11 +21,10 @@ from typing import Tuple
 
 import torch
 from torch import nn
-from torch.nn import functional
 
 from tpainn._extension import load_extension
 from tpainn.model.potential import PaiNN
-from tpainn.model.representation import EdgeFeatures, PaiNNMessage, messages
+from tpainn.model.representation import EdgeFeatures, PaiNNMessage
 
 OPERATORS = ["tpainn::painn_message", "tpainn::ghost_exchange"]
 
@@ -50,8 +50,6 @@ class FusedPaiNNMessage(nn.Module):
         neighbours: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         unit_vectors, rbf, cutoff = edges
-        if s.device.type != "cpu":  # the operator has CPU kernels only: the eager block, same function, elsewhere
-            return messages(s, v, x, functional.linear(rbf, weight, bias) * cutoff, unit_vectors, centres, neighbours)
         # The eager filter (W rbf + b) · cutoff is the product of the K + 1 radial features [rbf · cutoff, cutoff]
         # with [Wᵀ; b], which the operator forms per edge.
         radial = torch.cat([rbf * cutoff, cutoff], dim=-1)
