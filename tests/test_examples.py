@@ -59,7 +59,7 @@ def test_production_configs_chain():
 def test_production_liquid_config_replays_the_pretraining_frames_at_equal_cpu():
     """production/liquid.yaml: the replay arm autotunes the production pretraining with the classical frames
     replayed as ../autotune.yaml does; the from-scratch arm sees as many frames (its steps are twice as many, each
-    without the replayed half)."""
+    without the replayed half), and so does the L2-SP arm."""
     production = WATER / "production"
     experiment = load_experiment(production / "liquid.yaml")
     assert experiment["pretrained"] == f"{load_config(production / 'pretrain.yaml')['output_dir']}/model.pt"
@@ -73,3 +73,8 @@ def test_production_liquid_config_replays_the_pretraining_frames_at_equal_cpu():
 
     batch = replay["optimizer"]["batch_size"]
     assert frames_seen(scratch, batch) == frames_seen(replay, batch + replay["autotune"]["replay"]["per_batch"])
+    # L2-SP: no replayed frames, so the from-scratch arm's steps; the penalty is toward the same pretrained model.
+    l2sp = run_config(experiment, "l2sp-1e-2", 50, 0)
+    assert l2sp["autotune"]["l2sp"] > 0 and l2sp["autotune"]["replay"]["data"] is None
+    assert l2sp["autotune"]["from"] == experiment["pretrained"] and l2sp["model"] == scratch["model"]
+    assert frames_seen(l2sp, batch) == frames_seen(scratch, batch)

@@ -2,7 +2,7 @@
 // ...), so that a fused export runs there too. Same formulas as painn_message.h. It forms the per-edge filters
 // [E, 3F] that the CPU kernel never stores, but a chunk of edges at a time: the temporaries stay near
 // kChunkElements elements whatever the graph's size, so a box's memory grows with its atoms and edge inputs only
-// (on a GPU the whole-graph temporaries, ~1.6 MB per water atom at F = 128, capped the box at ~75k atoms).
+// (the eager blocks' whole-graph temporaries, ~1.6 MB per water atom at F = 128, capped a GPU box at ~75k atoms).
 #include "painn_message_aten.h"
 
 #include <algorithm>
